@@ -1,0 +1,390 @@
+//! End-to-end tests of the `secrets` binary: each test runs it with a temporary HOME and an
+//! environment cleared of everything but what the test sets.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+struct Sandbox {
+    home: TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn app_dir(&self) -> PathBuf {
+        self.home.path().join(".simpletuner")
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let dir = self.app_dir();
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secrets"));
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied());
+        cmd
+    }
+
+    fn run_with_stdin(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
+        let mut child = self
+            .command(args, env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        finish(child.wait_with_output().unwrap())
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        finish(
+            self.command(args, env)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn env_wins_over_the_file_and_provenance_is_reported() {
+    let sb = Sandbox::new();
+    sb.write("secrets.json", r#"{"HF_TOKEN": "from-file"}"#);
+    let r = sb.run(&["get", "HF_TOKEN"], &[("HF_TOKEN", "from-env")]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "from-env\n"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.run(&["get", "HF_TOKEN", "--json"], &[]);
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"key": "HF_TOKEN", "found": true, "value": "from-file", "provider": "file"})
+    );
+    // An empty variable does not shadow the file.
+    let r = sb.run(&["get", "HF_TOKEN"], &[("HF_TOKEN", "")]);
+    assert_eq!(r.stdout, "from-file\n");
+}
+
+#[test]
+fn env_keys_are_normalised_and_prefixed() {
+    let sb = Sandbox::new();
+    for key in ["hf-token", "hf.token", "HF_TOKEN", "Hf-Token"] {
+        let r = sb.run(&["get", key], &[("HF_TOKEN", "v")]);
+        assert_eq!((r.code, r.stdout.as_str()), (0, "v\n"), "{key}");
+    }
+    let env = [("MYAPP_HF_TOKEN", "prefixed"), ("HF_TOKEN", "plain")];
+    let r = sb.run(&["--env-prefix", "myapp", "get", "hf-token"], &env);
+    assert_eq!(r.stdout, "prefixed\n");
+    let r = sb.run(
+        &["get", "other", "--env-prefix", "MYAPP"],
+        &[("OTHER", "x")],
+    );
+    assert_eq!(r.code, 1, "with a prefix only prefixed variables are read");
+}
+
+#[test]
+fn json_and_yaml_default_files() {
+    let sb = Sandbox::new();
+    sb.write("secrets.yaml", "HF_TOKEN: from-yaml\nport: 8080\n");
+    let r = sb.run(&["get", "HF_TOKEN"], &[]);
+    assert_eq!(r.stdout, "from-yaml\n");
+    assert_eq!(sb.run(&["get", "port"], &[]).stdout, "8080\n");
+    // secrets.json comes first when both exist.
+    sb.write("secrets.json", r#"{"HF_TOKEN": "from-json"}"#);
+    assert_eq!(sb.run(&["get", "HF_TOKEN"], &[]).stdout, "from-json\n");
+    // Keys in files match exactly.
+    assert_eq!(sb.run(&["get", "hf_token"], &[]).code, 1);
+}
+
+#[test]
+fn the_secrets_file_can_come_from_the_environment_or_the_app_name() {
+    let sb = Sandbox::new();
+    let custom = sb.home.path().join("custom.json");
+    fs::write(&custom, r#"{"K": "custom"}"#).unwrap();
+    let path = custom.to_str().unwrap();
+    let r = sb.run(&["get", "K"], &[("SIMPLETUNER_SECRETS_FILE", path)]);
+    assert_eq!(r.stdout, "custom\n", "{}", r.stderr);
+    let other = sb.home.path().join(".other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("secrets.json"), r#"{"K": "other-app"}"#).unwrap();
+    assert_eq!(
+        sb.run(&["--app", "other", "get", "K"], &[]).stdout,
+        "other-app\n"
+    );
+}
+
+#[test]
+fn malformed_files_are_reported_with_file_and_line() {
+    let sb = Sandbox::new();
+    let path = sb.write("secrets.json", "{\n  \"A\": \"x\",\n  \"B\" \"y\"\n}\n");
+    let r = sb.run(&["get", "A"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(path.to_str().unwrap()), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    // The manager logs the failure and still answers from the next provider... or an earlier one.
+    let r = sb.run(&["get", "A"], &[("A", "from-env")]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "from-env\n"));
+    // A file whose top level is not a mapping.
+    sb.write("secrets.json", "[1, 2]");
+    let r = sb.run(&["get", "A"], &[]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("top level must be a mapping"),
+        "{}",
+        r.stderr
+    );
+    // Writes never overwrite a file they cannot parse.
+    let r = sb.run(&["set", "A", "v"], &[]);
+    assert_eq!(r.code, 3);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "[1, 2]");
+}
+
+#[test]
+fn set_get_delete_round_trip_with_private_permissions() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["set", "HF_TOKEN", "hf_123"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = sb.app_dir().join("secrets.json");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&sb.app_dir()), 0o700);
+    assert_eq!(sb.run(&["get", "HF_TOKEN"], &[]).stdout, "hf_123\n");
+    let r = sb.run_with_stdin(&["set", "REPLICATE_API_TOKEN"], &[], "r8_from_stdin\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sb.run(&["get", "REPLICATE_API_TOKEN"], &[]).stdout,
+        "r8_from_stdin\n"
+    );
+    assert_eq!(sb.run(&["delete", "HF_TOKEN"], &[]).code, 0);
+    assert_eq!(sb.run(&["delete", "HF_TOKEN"], &[]).code, 1);
+    assert_eq!(sb.run(&["get", "HF_TOKEN"], &[]).code, 1);
+    assert_eq!(mode(&file), 0o600);
+    let r = sb.run_with_stdin(&["set", "EMPTY"], &[], "\n");
+    assert_eq!(r.code, 2, "empty values are refused");
+}
+
+#[test]
+fn yaml_stays_yaml() {
+    let sb = Sandbox::new();
+    let path = sb.write("secrets.yaml", "EXISTING: one\n");
+    assert_eq!(sb.run(&["set", "NEW", "two"], &[]).code, 0);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "EXISTING: one\nNEW: two\n"
+    );
+    assert!(!sb.app_dir().join("secrets.json").exists());
+    let explicit = sb.home.path().join("elsewhere/s.yml");
+    let p = explicit.to_str().unwrap();
+    assert_eq!(sb.run(&["--secrets-file", p, "set", "K", "v"], &[]).code, 0);
+    assert_eq!(fs::read_to_string(&explicit).unwrap(), "K: v\n");
+}
+
+#[test]
+fn two_processes_writing_100_keys_each_lose_none() {
+    let sb = Sandbox::new();
+    std::thread::scope(|scope| {
+        for writer in ["a", "b"] {
+            let sb = &sb;
+            scope.spawn(move || {
+                for i in 0..100 {
+                    let r = sb.run(&["set", &format!("{writer}_{i}"), &format!("v{i}")], &[]);
+                    assert_eq!(r.code, 0, "{}", r.stderr);
+                }
+            });
+        }
+    });
+    let text = fs::read_to_string(sb.app_dir().join("secrets.json")).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(map.len(), 200);
+    for writer in ["a", "b"] {
+        for i in 0..100 {
+            assert_eq!(map[&format!("{writer}_{i}")], format!("v{i}"));
+        }
+    }
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["get", "MISSING"], &[]).code, 1);
+    let r = sb.run(&["get", "MISSING", "--default", "fallback"], &[]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "fallback\n"));
+    let r = sb.run(&["get", "MISSING", "--json"], &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"key": "MISSING", "found": false, "value": null, "provider": null})
+    );
+    let r = sb.run(&["get", "MISSING", "--json", "--default", "d"], &[]);
+    assert_eq!(r.code, 0);
+    assert_eq!(json(&r)["value"], "d");
+    assert_eq!(json(&r)["found"], false);
+    assert_eq!(sb.run(&["frobnicate"], &[]).code, 2);
+    assert_eq!(sb.run(&["get"], &[]).code, 2);
+    let r = sb.run(&["--providers", "env,ldap", "get", "K"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unknown provider `ldap`"), "{}", r.stderr);
+    let r = sb.run(&["--providers", "aws", "get", "K"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not compiled"), "{}", r.stderr);
+    assert_eq!(sb.run(&["--help"], &[]).code, 0);
+    // --providers restricts the chain.
+    sb.write("secrets.json", r#"{"K": "file"}"#);
+    assert_eq!(sb.run(&["--providers", "env", "get", "K"], &[]).code, 1);
+    let r = sb.run(&["--providers", "file,env", "get", "K"], &[("K", "env")]);
+    assert_eq!(r.stdout, "file\n");
+}
+
+#[test]
+fn doctor_reports_every_provider() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["doctor", "--json"], &[]);
+    assert_eq!(r.code, 0, "a missing file is not a failure: {}", r.stdout);
+    let report = json(&r);
+    let providers = report["providers"].as_array().unwrap();
+    let names: Vec<&str> = providers
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["env", "file", "aws", "vault"]);
+    assert_eq!(providers[0]["reachable"], true);
+    assert_eq!(providers[1]["available"], false);
+    assert!(
+        providers[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    assert_eq!(providers[2]["configured"], false);
+    assert_eq!(report["writer"], "file");
+    for key in [
+        "configured",
+        "available",
+        "reachable",
+        "latency_ms",
+        "error",
+    ] {
+        assert!(providers[0].get(key).is_some(), "{key}");
+    }
+    sb.write("secrets.json", "{broken");
+    let r = sb.run(&["doctor"], &[]);
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.contains("cannot parse"), "{}", r.stdout);
+}
+
+/// A sentinel value is set in the environment and in the file; every command runs with
+/// trace logging; the sentinel may appear only on stdout of `get`.
+#[test]
+fn secret_values_appear_only_on_stdout_of_get() {
+    const SENTINEL: &str = "SENTINEL-7f3a9c-do-not-leak";
+    let sb = Sandbox::new();
+    let env = [("HF_TOKEN", SENTINEL)];
+    let file_content = format!(
+        r#"{{"HF_TOKEN": "{SENTINEL}", "FILE_ONLY": "{SENTINEL}", "LIST": ["{SENTINEL}"]}}"#
+    );
+    sb.write("secrets.json", &file_content);
+    let no_leak = |r: &Run, what: &str| {
+        assert!(
+            !r.stderr.contains(SENTINEL),
+            "{what}: stderr leaked:\n{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("7f3a9c"), "{what}: stderr leaked a part");
+    };
+
+    for args in [
+        &["-vvv", "get", "HF_TOKEN"][..],
+        &["-vvv", "get", "FILE_ONLY", "--json"],
+        &["-vvv", "--providers", "file", "get", "HF_TOKEN"],
+    ] {
+        let r = sb.run(args, &env);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains(SENTINEL), "{args:?}");
+        assert!(
+            r.stderr.contains("TRACE") || r.stderr.contains("DEBUG"),
+            "logging is on"
+        );
+        no_leak(&r, &format!("{args:?}"));
+    }
+    // Commands whose stdout must not carry the value either.
+    let quiet: Vec<(Vec<&str>, Option<&str>)> = vec![
+        (vec!["-vvv", "get", "LIST"], None),
+        (vec!["-vvv", "get", "MISSING"], None),
+        (vec!["-vvv", "set", "NEW_KEY"], Some(SENTINEL)),
+        (vec!["-vvv", "set", "ARG_KEY", SENTINEL], None),
+        (vec!["-vvv", "delete", "FILE_ONLY"], None),
+        (vec!["-vvv", "doctor"], None),
+        (vec!["-vvv", "doctor", "--json"], None),
+    ];
+    for (args, stdin) in quiet {
+        let r = match stdin {
+            Some(input) => sb.run_with_stdin(&args, &env, input),
+            None => sb.run(&args, &env),
+        };
+        assert!(
+            !r.stdout.contains(SENTINEL),
+            "{args:?}: stdout leaked:\n{}",
+            r.stdout
+        );
+        no_leak(&r, &format!("{args:?}"));
+    }
+    // A malformed file that contains the value.
+    sb.write(
+        "secrets.json",
+        &format!("{{\"HF_TOKEN\": \"{SENTINEL}\" oops"),
+    );
+    let r = sb.run(&["-vvv", "get", "HF_TOKEN", "--providers", "file"], &[]);
+    assert_eq!(r.code, 3);
+    no_leak(&r, "malformed file");
+    let r = sb.run(&["-vvv", "set", "X", "y"], &env);
+    no_leak(&r, "set on malformed file");
+}

@@ -1,0 +1,39 @@
+//! Core of the secrets toolkit: the redacting [`Secret`], the async [`SecretProvider`] trait,
+//! error types, and the [`SecretsManager`] that resolves keys through an ordered chain of
+//! providers. This crate does no I/O of its own; backends live in their own crates
+//! (`secrets-env`, `secrets-file`, ...) and applications usually depend on the `secrets` facade.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use secrets_core::{MemoryProvider, SecretsManager};
+//!
+//! let manager = SecretsManager::builder()
+//!     .provider(Arc::new(MemoryProvider::new("first").with("HF_TOKEN", "from-first")))
+//!     .provider(Arc::new(MemoryProvider::new("second").with("HF_TOKEN", "from-second")))
+//!     .build();
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let found = rt.block_on(manager.get_with_source("HF_TOKEN")).unwrap().unwrap();
+//! assert_eq!(found.provider, "first");
+//! assert_eq!(found.value.expose(), "from-first");
+//! ```
+
+mod clock;
+mod error;
+mod manager;
+mod memory;
+mod provider;
+mod secret;
+
+pub use async_trait::async_trait;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{BoxError, ProviderError, SecretsError};
+pub use manager::{
+    CLOUD_WEBHOOK_SECRET, DEFAULT_CACHE_TTL, HF_TOKEN, ProviderHealth, REPLICATE_API_TOKEN,
+    Resolved, SecretsManager, SecretsManagerBuilder,
+};
+pub use memory::MemoryProvider;
+pub use provider::SecretProvider;
+pub use secret::Secret;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+//! The [`SecretsManager`]: an ordered chain of providers with provenance and a value cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::{Clock, ProviderError, Secret, SecretProvider, SecretsError, SystemClock};
+
+/// How long a resolved value is served from memory unless configured otherwise.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Key of the Replicate API token.
+pub const REPLICATE_API_TOKEN: &str = "REPLICATE_API_TOKEN";
+/// Key of the Hugging Face token.
+pub const HF_TOKEN: &str = "HF_TOKEN";
+/// Key of the secret that signs cloud webhooks.
+pub const CLOUD_WEBHOOK_SECRET: &str = "CLOUD_WEBHOOK_SECRET";
+
+/// A value together with the provider that served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The secret.
+    pub value: Secret,
+    /// Name of the provider that answered (`env`, `file`, ...).
+    pub provider: String,
+}
+
+/// One provider's answer to a health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderHealth {
+    /// Provider name.
+    pub provider: String,
+    /// What [`SecretProvider::is_available`] said.
+    pub available: bool,
+    /// Whether [`SecretProvider::health`] succeeded.
+    pub reachable: bool,
+    /// How long the health check took.
+    pub latency: Duration,
+    /// The health check's error, if any (never contains a secret value).
+    pub error: Option<String>,
+}
+
+/// Resolves secrets through an ordered chain of providers.
+///
+/// - The first provider that has the key wins; providers whose
+///   [`is_available`](SecretProvider::is_available) is false are skipped.
+/// - A failing provider is logged (never with a value) and the walk continues. If no provider
+///   has the key and any provider failed, the result is [`SecretsError::ProvidersFailed`]
+///   rather than "absent", because the key may live in the provider that failed.
+/// - Found values are cached in memory for [`DEFAULT_CACHE_TTL`] (configurable); misses are
+///   not cached, so a secret added later is seen on the next lookup.
+/// - [`set`](Self::set) and [`delete`](Self::delete) go to the first provider that supports
+///   writes, or to the fallback writer; they invalidate the cached key but do not cache the
+///   written value, since an earlier provider (say an environment variable) may still win.
+///
+/// ```
+/// use std::sync::Arc;
+/// use secrets_core::{SecretsManager, Secret, SecretProvider, ProviderError};
+///
+/// #[derive(Debug)]
+/// struct Fixed;
+///
+/// #[async_trait::async_trait]
+/// impl SecretProvider for Fixed {
+///     fn name(&self) -> &str { "fixed" }
+///     fn is_available(&self) -> bool { true }
+///     async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
+///         Ok((key == "HF_TOKEN").then(|| Secret::new("hf_x")))
+///     }
+///     async fn health(&self) -> Result<(), ProviderError> { Ok(()) }
+/// }
+///
+/// # tokio_test();
+/// # fn tokio_test() {
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// let manager = SecretsManager::builder().provider(Arc::new(Fixed)).build();
+/// let found = manager.get_with_source("HF_TOKEN").await.unwrap().unwrap();
+/// assert_eq!((found.value.expose(), found.provider.as_str()), ("hf_x", "fixed"));
+/// assert!(manager.get("OTHER").await.unwrap().is_none());
+/// # });
+/// # }
+/// ```
+pub struct SecretsManager {
+    providers: Vec<Arc<dyn SecretProvider>>,
+    fallback_writer: Option<Arc<dyn SecretProvider>>,
+    cache: ValueCache,
+}
+
+impl fmt::Debug for SecretsManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsManager")
+            .field("providers", &self.provider_names())
+            .field(
+                "fallback_writer",
+                &self.fallback_writer.as_ref().map(|p| p.name().to_owned()),
+            )
+            .field("cache_ttl", &self.cache.ttl)
+            .finish()
+    }
+}
+
+impl SecretsManager {
+    /// Starts a builder with no providers.
+    pub fn builder() -> SecretsManagerBuilder {
+        SecretsManagerBuilder::default()
+    }
+
+    /// The providers, in lookup order.
+    pub fn providers(&self) -> &[Arc<dyn SecretProvider>] {
+        &self.providers
+    }
+
+    /// Names of the providers, in lookup order.
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.providers.iter().map(|p| p.name()).collect()
+    }
+
+    /// Looks a key up through the chain.
+    pub async fn get(&self, key: &str) -> Result<Option<Secret>, SecretsError> {
+        Ok(self.get_with_source(key).await?.map(|r| r.value))
+    }
+
+    /// Looks a key up; `default` when no provider has it. Provider failures are still errors.
+    pub async fn get_or(
+        &self,
+        key: &str,
+        default: impl Into<Secret>,
+    ) -> Result<Secret, SecretsError> {
+        Ok(self.get(key).await?.unwrap_or_else(|| default.into()))
+    }
+
+    /// Looks a key up and reports which provider served it.
+    pub async fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let mut failures: Vec<ProviderError> = Vec::new();
+        for provider in &self.providers {
+            if !provider.is_available() {
+                tracing::trace!(
+                    provider = provider.name(),
+                    key,
+                    "provider not available; skipped"
+                );
+                continue;
+            }
+            match provider.get(key).await {
+                Ok(Some(value)) => {
+                    tracing::debug!(provider = provider.name(), key, "secret resolved");
+                    let resolved = Resolved {
+                        value,
+                        provider: provider.name().to_owned(),
+                    };
+                    self.cache.insert_if_current(key, &resolved, generation);
+                    return Ok(Some(resolved));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(provider = provider.name(), key, %error, "provider failed; trying the next one");
+                    failures.push(error);
+                }
+            }
+        }
+        if failures.is_empty() {
+            tracing::debug!(key, "secret not found in any provider");
+            Ok(None)
+        } else {
+            Err(SecretsError::ProvidersFailed {
+                key: key.to_owned(),
+                failures,
+            })
+        }
+    }
+
+    /// The provider that [`set`](Self::set) and [`delete`](Self::delete) write to, if any.
+    pub fn writer(&self) -> Option<&Arc<dyn SecretProvider>> {
+        self.providers
+            .iter()
+            .find(|p| p.supports_writes())
+            .or(self.fallback_writer.as_ref())
+    }
+
+    fn writer_for(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<&Arc<dyn SecretProvider>, SecretsError> {
+        self.writer()
+            .ok_or_else(|| SecretsError::NoWritableProvider {
+                operation,
+                key: key.to_owned(),
+            })
+    }
+
+    /// Stores a value in the writable provider and drops the key from the cache.
+    pub async fn set(&self, key: &str, value: impl Into<Secret>) -> Result<(), SecretsError> {
+        let writer = self.writer_for("set", key)?;
+        let result = writer.set(key, &value.into()).await;
+        self.cache.invalidate(key);
+        result.map_err(SecretsError::Write)?;
+        tracing::info!(provider = writer.name(), key, "secret stored");
+        Ok(())
+    }
+
+    /// Removes a key from the writable provider; `Ok(true)` when it existed there.
+    pub async fn delete(&self, key: &str) -> Result<bool, SecretsError> {
+        let writer = self.writer_for("delete", key)?;
+        let result = writer.delete(key).await;
+        self.cache.invalidate(key);
+        let existed = result.map_err(SecretsError::Write)?;
+        tracing::info!(provider = writer.name(), key, existed, "secret deleted");
+        Ok(existed)
+    }
+
+    /// Asks every provider for a real round trip, one after another, and reports the result.
+    pub async fn health_report(&self) -> Vec<ProviderHealth> {
+        let mut report = Vec::with_capacity(self.providers.len());
+        for provider in &self.providers {
+            let available = provider.is_available();
+            let started = Instant::now();
+            let result = provider.health().await;
+            report.push(ProviderHealth {
+                provider: provider.name().to_owned(),
+                available,
+                reachable: result.is_ok(),
+                latency: started.elapsed(),
+                error: result.err().map(|e| e.to_string()),
+            });
+        }
+        report
+    }
+
+    /// Forgets every cached value; returns how many were dropped.
+    pub fn clear_cache(&self) -> usize {
+        self.cache.clear()
+    }
+
+    /// The Hugging Face token ([`HF_TOKEN`]).
+    pub async fn hf_token(&self) -> Result<Option<Secret>, SecretsError> {
+        self.get(HF_TOKEN).await
+    }
+
+    /// The Replicate API token ([`REPLICATE_API_TOKEN`]).
+    pub async fn replicate_token(&self) -> Result<Option<Secret>, SecretsError> {
+        self.get(REPLICATE_API_TOKEN).await
+    }
+
+    /// The webhook signing secret ([`CLOUD_WEBHOOK_SECRET`]).
+    pub async fn webhook_secret(&self) -> Result<Option<Secret>, SecretsError> {
+        self.get(CLOUD_WEBHOOK_SECRET).await
+    }
+
+    /// Stores the Replicate API token.
+    pub async fn set_replicate_token(&self, value: impl Into<Secret>) -> Result<(), SecretsError> {
+        self.set(REPLICATE_API_TOKEN, value).await
+    }
+}
+
+/// Builds a [`SecretsManager`].
+#[derive(Debug)]
+pub struct SecretsManagerBuilder {
+    providers: Vec<Arc<dyn SecretProvider>>,
+    fallback_writer: Option<Arc<dyn SecretProvider>>,
+    cache_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for SecretsManagerBuilder {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            fallback_writer: None,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl SecretsManagerBuilder {
+    /// Appends a provider; lookups ask providers in the order they were added.
+    pub fn provider(mut self, provider: Arc<dyn SecretProvider>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// The provider that receives writes when no provider in the chain supports them.
+    pub fn fallback_writer(mut self, provider: Arc<dyn SecretProvider>) -> Self {
+        self.fallback_writer = Some(provider);
+        self
+    }
+
+    /// How long found values are served from memory; zero disables the cache.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The clock used for cache expiry (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the manager.
+    pub fn build(self) -> SecretsManager {
+        SecretsManager {
+            providers: self.providers,
+            fallback_writer: self.fallback_writer,
+            cache: ValueCache {
+                ttl: self.cache_ttl,
+                clock: self.clock,
+                entries: RwLock::default(),
+                generation: AtomicU64::new(0),
+            },
+        }
+    }
+}
+
+/// Found values with their expiry. The generation counter stops a lookup that raced with an
+/// invalidation from caching the value it read before the write.
+struct ValueCache {
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+    entries: RwLock<HashMap<String, (Resolved, Instant)>>,
+    generation: AtomicU64,
+}
+
+impl ValueCache {
+    fn get(&self, key: &str) -> Option<Resolved> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let (resolved, expires_at) = entries.get(key)?;
+        (self.clock.now() < *expires_at).then(|| resolved.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn insert_if_current(&self, key: &str, resolved: &Resolved, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        entries.retain(|_, (_, expires_at)| now < *expires_at);
+        entries.insert(key.to_owned(), (resolved.clone(), now + self.ttl));
+    }
+
+    fn invalidate(&self, key: &str) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.remove(key);
+    }
+
+    fn clear(&self) -> usize {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let dropped = entries.len();
+        entries.clear();
+        dropped
+    }
+}

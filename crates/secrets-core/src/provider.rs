@@ -1,0 +1,49 @@
+//! The [`SecretProvider`] trait that every backend implements.
+
+use async_trait::async_trait;
+
+use crate::{ProviderError, Secret};
+
+/// A source of secrets: environment, file, remote store.
+///
+/// Reads are mandatory; writes are a capability: a provider that supports them overrides
+/// [`supports_writes`](Self::supports_writes), [`set`](Self::set) and
+/// [`delete`](Self::delete). The defaults answer [`ProviderError::ReadOnly`].
+#[async_trait]
+pub trait SecretProvider: Send + Sync + std::fmt::Debug {
+    /// Short stable name used in provenance, logs and the CLI (`env`, `file`, `aws`, `vault`).
+    fn name(&self) -> &str;
+
+    /// Cheap check (no I/O beyond a stat) of whether the provider is configured and can be asked.
+    /// The manager skips providers that answer `false`.
+    fn is_available(&self) -> bool;
+
+    /// Looks a key up. `Ok(None)` means "not here"; `Err` means "could not tell".
+    async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError>;
+
+    /// A real round trip to the backend, used by health checks (`secrets doctor`).
+    async fn health(&self) -> Result<(), ProviderError>;
+
+    /// Whether [`set`](Self::set) and [`delete`](Self::delete) are supported.
+    fn supports_writes(&self) -> bool {
+        false
+    }
+
+    /// Stores a value under a key.
+    async fn set(&self, key: &str, _value: &Secret) -> Result<(), ProviderError> {
+        Err(ProviderError::ReadOnly {
+            provider: self.name().to_owned(),
+            operation: "set",
+            key: key.to_owned(),
+        })
+    }
+
+    /// Removes a key; `Ok(true)` when it existed.
+    async fn delete(&self, key: &str) -> Result<bool, ProviderError> {
+        Err(ProviderError::ReadOnly {
+            provider: self.name().to_owned(),
+            operation: "delete",
+            key: key.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,287 @@
+//! Durable, concurrent-safe writes of the secrets document.
+//!
+//! A write is a read-modify-write of the whole document under an exclusive advisory lock on a
+//! side file (`.<name>.lock`; locking the document itself would not work, as the rename
+//! replaces it). The new content goes to a temporary file in the same directory, created with
+//! mode 0600 from the start, is fsynced, renamed over the document, and the directory is
+//! fsynced. A reader therefore sees the old or the new document, never a mix, and a crash
+//! leaves one of the two.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use secrets_core::{ProviderError, Secret};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::parse::{json_failure, yaml_failure};
+use crate::{Format, PROVIDER_NAME};
+
+/// What a write does to the document.
+#[derive(Clone, Copy)]
+pub(crate) enum Change<'a> {
+    Set(&'a Secret),
+    Delete,
+}
+
+fn io_error(operation: &'static str, path: &Path, source: io::Error) -> ProviderError {
+    ProviderError::Io {
+        provider: PROVIDER_NAME.to_owned(),
+        operation,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Applies a change; returns whether the key existed before.
+pub(crate) fn apply(
+    path: &Path,
+    format: Format,
+    key: &str,
+    change: Change<'_>,
+) -> Result<bool, ProviderError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    create_private_dir(&dir).map_err(|e| io_error("creating directory", &dir, e))?;
+    let lock_path = dir.join(format!(".{}.lock", file_name(path)));
+    let lock = private_options()
+        .write(true)
+        .truncate(false)
+        .create(true)
+        .open(&lock_path)
+        .map_err(|e| io_error("opening lock file", &lock_path, e))?;
+    lock.lock()
+        .map_err(|e| io_error("locking", &lock_path, e))?;
+
+    let current = match fs::read(path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Zeroizing::new(Vec::new()),
+        Err(e) => return Err(io_error("reading", path, e)),
+    };
+    let mut document = Document::parse(format, &current, path)?;
+    let existed = document.apply(key, change);
+    // Deleting an absent key changes nothing, so the file is left alone.
+    if existed || matches!(change, Change::Set(_)) {
+        let bytes = document.serialize(path)?;
+        write_atomically(path, &dir, &bytes)?;
+    }
+    // The lock is released when `lock` is dropped (also on the error paths above).
+    drop(lock);
+    Ok(existed)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || "secrets".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// The document as a generic value tree, so that keys this crate does not understand
+/// (nested mappings, lists) survive a rewrite untouched.
+struct Document {
+    tree: Tree,
+}
+
+enum Tree {
+    Json(serde_json::Map<String, serde_json::Value>),
+    Yaml(serde_yaml::Mapping),
+}
+
+impl Document {
+    fn parse(format: Format, bytes: &[u8], path: &Path) -> Result<Self, ProviderError> {
+        let parse_error = |line, column, message: String| ProviderError::Parse {
+            provider: PROVIDER_NAME.to_owned(),
+            path: path.to_owned(),
+            line,
+            column,
+            message: format!("{message}; refusing to overwrite the file"),
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| parse_error(None, None, "the file is not valid UTF-8".to_owned()))?;
+        let tree = if text.trim().is_empty() {
+            match format {
+                Format::Json => Tree::Json(serde_json::Map::new()),
+                Format::Yaml => Tree::Yaml(serde_yaml::Mapping::new()),
+            }
+        } else {
+            match format {
+                Format::Json => match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(serde_json::Value::Object(map)) => Tree::Json(map),
+                    Ok(mut other) => {
+                        wipe_json(&mut other);
+                        return Err(parse_error(
+                            None,
+                            None,
+                            "the top level is not a mapping".into(),
+                        ));
+                    }
+                    Err(e) => {
+                        let f = json_failure(&e);
+                        return Err(parse_error(f.line, f.column, f.message));
+                    }
+                },
+                Format::Yaml => match serde_yaml::from_str::<serde_yaml::Value>(text) {
+                    Ok(serde_yaml::Value::Mapping(map)) => Tree::Yaml(map),
+                    Ok(serde_yaml::Value::Null) => Tree::Yaml(serde_yaml::Mapping::new()),
+                    Ok(mut other) => {
+                        wipe_yaml(&mut other);
+                        return Err(parse_error(
+                            None,
+                            None,
+                            "the top level is not a mapping".into(),
+                        ));
+                    }
+                    Err(e) => {
+                        let f = yaml_failure(&e);
+                        return Err(parse_error(f.line, f.column, f.message));
+                    }
+                },
+            }
+        };
+        Ok(Self { tree })
+    }
+
+    fn apply(&mut self, key: &str, change: Change<'_>) -> bool {
+        match (&mut self.tree, change) {
+            (Tree::Json(map), Change::Set(value)) => {
+                let old = map.insert(key.to_owned(), value.expose().into());
+                old.map(|mut v| wipe_json(&mut v)).is_some()
+            }
+            (Tree::Json(map), Change::Delete) => map
+                .shift_remove(key)
+                .map(|mut v| wipe_json(&mut v))
+                .is_some(),
+            (Tree::Yaml(map), Change::Set(value)) => {
+                let old = map.insert(key.into(), value.expose().into());
+                old.map(|mut v| wipe_yaml(&mut v)).is_some()
+            }
+            (Tree::Yaml(map), Change::Delete) => map
+                .shift_remove(key)
+                .map(|mut v| wipe_yaml(&mut v))
+                .is_some(),
+        }
+    }
+
+    fn serialize(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        let text = match &self.tree {
+            Tree::Json(map) => serde_json::to_string_pretty(map)
+                .map(|s| s + "\n")
+                .map_err(|e| e.to_string()),
+            Tree::Yaml(map) => serde_yaml::to_string(map).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| ProviderError::Parse {
+            provider: PROVIDER_NAME.to_owned(),
+            path: path.to_owned(),
+            line: None,
+            column: None,
+            message: format!("cannot serialise the updated document: {e}"),
+        })?;
+        Ok(Zeroizing::new(text.into_bytes()))
+    }
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        match &mut self.tree {
+            Tree::Json(map) => map.values_mut().for_each(wipe_json),
+            Tree::Yaml(map) => map.values_mut().for_each(wipe_yaml),
+        }
+    }
+}
+
+/// Overwrites every string in a JSON tree before it is freed.
+fn wipe_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(wipe_json),
+        _ => {}
+    }
+}
+
+/// Overwrites every string in a YAML tree before it is freed.
+fn wipe_yaml(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::String(s) => s.zeroize(),
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(wipe_yaml),
+        serde_yaml::Value::Mapping(map) => map.values_mut().for_each(wipe_yaml),
+        serde_yaml::Value::Tagged(tagged) => wipe_yaml(&mut tagged.value),
+        _ => {}
+    }
+}
+
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as is.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` through a 0600 temporary file, fsync and rename.
+fn write_atomically(path: &Path, dir: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
+    let (temp_path, mut temp) = create_temp(path, dir)?;
+    let result = (|| {
+        temp.write_all(bytes)
+            .map_err(|e| io_error("writing", &temp_path, e))?;
+        temp.sync_all()
+            .map_err(|e| io_error("syncing", &temp_path, e))?;
+        fs::rename(&temp_path, path).map_err(|e| io_error("replacing", path, e))?;
+        sync_dir(dir).map_err(|e| io_error("syncing directory", dir, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp_path);
+    }
+    result
+}
+
+fn create_temp(path: &Path, dir: &Path) -> Result<(PathBuf, File), ProviderError> {
+    let name = file_name(path);
+    let mut attempt = 0;
+    loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp_path = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        match private_options()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+        {
+            Ok(file) => return Ok((temp_path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(io_error("creating temporary file", &temp_path, e)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
