@@ -1,7 +1,8 @@
 //! Helpers shared by the end-to-end tests: capturing every log line at TRACE level, so a test
-//! can assert that no secret value reaches the logs.
+//! can assert that no secret value reaches the logs, and finding the test tooling's Python.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -50,4 +51,22 @@ impl<'a> MakeWriter<'a> for CapturedLogs {
     fn make_writer(&'a self) -> Self::Writer {
         CapturedWriter(Arc::clone(&self.0))
     }
+}
+
+/// The Python of the test virtualenv: `SECRETS_TEST_PYTHON` as exported by `cargo xtask test`,
+/// else `target/test-venv/bin/python` if an earlier xtask run created it.
+///
+/// # Panics
+/// When neither exists: these tests need the real Python tooling; run them with
+/// `cargo xtask test`.
+pub fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("SECRETS_TEST_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(python);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no test Python: run the tests with `cargo xtask test`, which installs it"
+    );
+    venv
 }

@@ -24,6 +24,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features"],
     &["--no-default-features", "--features", "env"],
     &["--no-default-features", "--features", "file"],
+    &["--no-default-features", "--features", "crypto"],
     &["--all-features"],
 ];
 

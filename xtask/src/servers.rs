@@ -34,7 +34,8 @@ pub(crate) struct ServerSpec {
 pub(crate) const SERVERS: &[ServerSpec] = &[];
 
 /// Python packages the tests use directly (for example to cross-check formats).
-pub(crate) const EXTRA_PACKAGES: &[&str] = &[];
+/// `cryptography`: the Python Fernet that the credential-crypto tests cross-check against.
+pub(crate) const EXTRA_PACKAGES: &[&str] = &["cryptography"];
 
 /// A running server; stopped (killed by PID and reaped) on drop.
 pub(crate) struct RunningServer {

@@ -15,6 +15,7 @@ mod exit {
     pub(crate) const NOT_FOUND: u8 = 1;
     pub(crate) const USAGE: u8 = 2;
     pub(crate) const PROVIDER: u8 = 3;
+    pub(crate) const CRYPTO: u8 = 4;
 }
 
 #[derive(Debug, Parser)]
@@ -93,6 +94,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Encrypt, decrypt or re-encrypt credentials (stdin to stdout, stored format)
+    #[command(subcommand)]
+    Crypto(CryptoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CryptoCommand {
+    /// Encrypt the credential on stdin (one trailing newline dropped)
+    Encrypt,
+    /// Decrypt the stored value on stdin
+    Decrypt,
+    /// Re-encrypt the stored value on stdin under the current key
+    Rotate,
 }
 
 /// A failure with the exit code it maps to. Messages never contain secret values.
@@ -172,6 +186,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Command::Set { key, value } => set(&manager, &key, value).await,
             Command::Delete { key } => delete(&manager, &key).await,
             Command::Doctor { json } => doctor(&manager, json).await,
+            Command::Crypto(command) => crypto(&cli.global.app, &command),
         }
     })
 }
@@ -235,6 +250,32 @@ async fn set(manager: &SecretsManager, key: &str, value: Option<String>) -> Resu
     if let Some(writer) = manager.writer() {
         eprintln!("secrets: stored `{key}` in provider `{}`", writer.name());
     }
+    Ok(0)
+}
+
+fn crypto(app: &str, command: &CryptoCommand) -> Result<u8, Failure> {
+    use secrets::crypto::{ExposeSecret, KeyLoader};
+    let crypto_failure =
+        |e: secrets::crypto::CryptoError| Failure::new(exit::CRYPTO, e.to_string());
+    let input = read_stdin_value()?;
+    let cipher = KeyLoader::new(app)
+        .load()
+        .and_then(|keyring| keyring.cipher())
+        .map_err(crypto_failure)?;
+    let output = match command {
+        CryptoCommand::Encrypt => Zeroizing::new(cipher.encrypt(input.expose())),
+        CryptoCommand::Decrypt => {
+            let plain = cipher.decrypt(input.expose()).map_err(crypto_failure)?;
+            Zeroizing::new(plain.expose_secret().to_owned())
+        }
+        CryptoCommand::Rotate => {
+            Zeroizing::new(cipher.rotate(input.expose()).map_err(crypto_failure)?)
+        }
+    };
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", output.as_str())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(exit::PROVIDER, format!("cannot write to stdout: {e}")))?;
     Ok(0)
 }
 

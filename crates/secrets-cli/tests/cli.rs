@@ -388,3 +388,90 @@ fn secret_values_appear_only_on_stdout_of_get() {
     let r = sb.run(&["-vvv", "set", "X", "y"], &env);
     no_leak(&r, "set on malformed file");
 }
+
+fn compat_vector() -> (String, String, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/simpletuner-compat.json");
+    let data: serde_json::Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    let v = &data["vectors"][0];
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    (s("passphrase"), s("plaintext"), s("stored"))
+}
+
+#[test]
+fn crypto_decrypts_the_original_values_and_round_trips() {
+    let sb = Sandbox::new();
+    let (passphrase, plaintext, stored) = compat_vector();
+    let env = [("SIMPLETUNER_CREDENTIAL_KEY", passphrase.as_str())];
+    let r = sb.run_with_stdin(&["crypto", "decrypt"], &env, &format!("{stored}\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, format!("{plaintext}\n").as_str()),
+        "{}",
+        r.stderr
+    );
+    let r = sb.run_with_stdin(&["crypto", "encrypt"], &env, "hf_cli\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("Z0FBQUFB"), "{}", r.stdout);
+    let back = sb.run_with_stdin(&["crypto", "decrypt"], &env, &r.stdout);
+    assert_eq!(back.stdout, "hf_cli\n");
+    assert!(
+        !sb.app_dir().join("credential.key").exists(),
+        "the env key was used"
+    );
+}
+
+#[test]
+fn crypto_generates_a_private_key_file_when_there_is_no_key() {
+    let sb = Sandbox::new();
+    let r = sb.run_with_stdin(&["crypto", "encrypt"], &[], "v");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let key = sb.app_dir().join("credential.key");
+    assert_eq!(mode(&key), 0o600);
+    let back = sb.run_with_stdin(&["crypto", "decrypt"], &[], &r.stdout);
+    assert_eq!(back.stdout, "v\n");
+    // An emptied key file is an error, never silently replaced.
+    fs::write(&key, "").unwrap();
+    let r = sb.run_with_stdin(&["crypto", "decrypt"], &[], &r.stdout);
+    assert_eq!(r.code, 4);
+    assert_eq!(fs::read_to_string(&key).unwrap(), "");
+}
+
+#[test]
+fn crypto_failures_exit_4_with_one_line_that_echoes_nothing() {
+    let sb = Sandbox::new();
+    let (_, plaintext, stored) = compat_vector();
+    let env = [("SIMPLETUNER_CREDENTIAL_KEY", "the-wrong-key")];
+    for input in [stored.as_str(), "SENTINEL-not-base64!", "Z0FBQUFB", ""] {
+        let r = sb.run_with_stdin(&["crypto", "decrypt"], &env, input);
+        assert_eq!(r.code, 4, "{input}: {}", r.stderr);
+        assert_eq!(r.stdout, "");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(!r.stderr.contains("SENTINEL") && !r.stderr.contains(&plaintext));
+        if !input.is_empty() {
+            assert!(!r.stderr.contains(input), "{}", r.stderr);
+        }
+    }
+    assert!(sb.run_with_stdin(&["crypto", "rotate"], &env, &stored).code == 4);
+}
+
+#[test]
+fn crypto_rotate_moves_a_value_to_the_current_key() {
+    let sb = Sandbox::new();
+    let (passphrase, plaintext, stored) = compat_vector();
+    let env = [
+        ("SIMPLETUNER_CREDENTIAL_KEY", "brand-new-key"),
+        ("SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS", passphrase.as_str()),
+    ];
+    let r = sb.run_with_stdin(&["crypto", "rotate"], &env, &stored);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let new_only = [("SIMPLETUNER_CREDENTIAL_KEY", "brand-new-key")];
+    let back = sb.run_with_stdin(&["crypto", "decrypt"], &new_only, &r.stdout);
+    assert_eq!(back.stdout, format!("{plaintext}\n"));
+    let old_only = [("SIMPLETUNER_CREDENTIAL_KEY", passphrase.as_str())];
+    assert_eq!(
+        sb.run_with_stdin(&["crypto", "decrypt"], &old_only, &r.stdout)
+            .code,
+        4
+    );
+}

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `env`  | yes | [`EnvProvider`]: environment variables (`hf-token` reads `HF_TOKEN`) |
 //! | `file` | yes | [`FileProvider`]: `~/.<app>/secrets.json` / `.yaml` / `.yml` |
+//! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
 //!
 //! The default chain is environment > file (> AWS > Vault when those features land); the
@@ -51,6 +52,11 @@ pub use secrets_env::EnvProvider;
 pub use secrets_file as file;
 #[cfg(feature = "file")]
 pub use secrets_file::FileProvider;
+
+/// Credential encryption: [`crypto::CredentialCipher`], [`crypto::KeyLoader`],
+/// [`crypto::encrypt_credential`] and friends.
+#[cfg(feature = "crypto")]
+pub use credential_crypto as crypto;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,59 @@
+//! [`CryptoError`]: what can go wrong, never with the input or a plaintext in it.
+
+use std::path::PathBuf;
+
+/// Errors of encryption, decryption and key management. No variant echoes the stored value,
+/// the plaintext or a passphrase.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The stored value is not URL-safe base64 (it is not a stored credential at all).
+    #[error("the stored credential is not valid URL-safe base64")]
+    InvalidEncoding,
+    /// The value decodes but is not a Fernet token (wrong version byte, truncated, bad length).
+    #[error("the stored credential is not a Fernet token (truncated or corrupted)")]
+    Malformed,
+    /// The token's authentication failed for every configured key: the key is wrong, or the
+    /// token was tampered with.
+    #[error(
+        "the stored credential cannot be decrypted with any configured key (wrong key or tampered data)"
+    )]
+    InvalidToken,
+    /// The decrypted credential is not UTF-8 text.
+    #[error("the decrypted credential is not valid UTF-8")]
+    NotUtf8,
+    /// A passphrase was empty.
+    #[error("the credential passphrase from {origin} is empty")]
+    EmptyPassphrase {
+        /// Where the passphrase came from.
+        origin: String,
+    },
+    /// A raw Fernet key was not 32 bytes of URL-safe base64.
+    #[error("the Fernet key is not 32 bytes of URL-safe base64")]
+    InvalidFernetKey,
+    /// The key file exists but cannot be used. It is never replaced: a new key would make
+    /// every stored credential unreadable.
+    #[error("credential key file {}: {problem}; it was left untouched (a new key would make every stored credential unreadable)", .path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Creating the key file or its directory failed.
+    #[error("credential key file {}: {operation}: {source}", .path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No environment key and no home directory to find the key file in.
+    #[error(
+        "no credential key: the key variable is unset and there is no home directory (HOME) for the key file"
+    )]
+    NoHomeDirectory,
+}
