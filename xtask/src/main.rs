@@ -4,6 +4,7 @@
 //! - `ci`: every check CI runs, fail-fast, with named steps.
 //! - `test`: starts the real test servers and runs all tests.
 
+mod bench;
 mod servers;
 
 use std::env;
@@ -13,11 +14,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci|test>
+const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]>
 
   ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
          servers), docs, cargo-deny; installs missing tools (cargo-deny, the Python venv)
-  test   all tests, with the real test servers started and stopped around them";
+  test   all tests, with the real test servers started and stopped around them
+  bench  crypto: credential-crypto beside Python's cryptography (target/bench/*.json)
+  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)";
 
 /// Facade feature sets built and tested on their own: none, each feature alone, all.
 const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
@@ -36,6 +39,8 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("ci") => ci(&root)?,
         Some("test") => test(&root)?,
+        Some("bench") => bench::bench(&root, env::args().nth(2).as_deref())?,
+        Some("fuzz") => fuzz(env::args().nth(2).as_deref())?,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return Ok(());
@@ -63,6 +68,26 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
 }
 
 /// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
+/// Runs the decrypt fuzz target for a while (installing cargo-fuzz when missing).
+fn fuzz(seconds: Option<&str>) -> Result<()> {
+    let seconds: u32 = seconds
+        .unwrap_or("60")
+        .parse()
+        .context("SECONDS must be a number")?;
+    ensure_cargo_tool("cargo-fuzz", "fuzz", "cargo-fuzz")?;
+    run(Command::new("cargo")
+        .args([
+            "+nightly",
+            "fuzz",
+            "run",
+            "decrypt",
+            "--fuzz-dir",
+            "fuzz",
+            "--",
+        ])
+        .arg(format!("-max_total_time={seconds}")))
+}
+
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     println!("$ {shown}");
@@ -75,7 +100,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 

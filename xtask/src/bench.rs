@@ -1,0 +1,149 @@
+//! `cargo xtask bench <name>`: side-by-side comparisons with the peer implementations, run in
+//! the same session and interleaved round by round (these machines' speed drifts over time),
+//! reported as the median of per-round ratios. Results go to `target/bench/<name>.json` and a
+//! markdown table on stdout.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::servers::{EXTRA_PACKAGES, Venv};
+use crate::{cargo, run};
+
+const ROUNDS: usize = 5;
+
+/// Python's `cryptography` Fernet and `hashlib.pbkdf2_hmac`, timed the same way as the Rust
+/// side (token-level encrypt/decrypt of a 64-byte credential; one derivation).
+const PYTHON_CRYPTO: &str = r#"
+import base64, hashlib, json, sys, time
+from cryptography.fernet import Fernet
+budget = float(sys.argv[1])
+salt = b"simpletuner-credential-encryption-v1"
+def derive():
+    return hashlib.pbkdf2_hmac("sha256", b"benchmark passphrase", salt, 100000, 32)
+f = Fernet(base64.urlsafe_b64encode(derive()))
+credential = b"c" * 64
+token = f.encrypt(credential)
+def ops_per_sec(op):
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < budget:
+        for _ in range(256):
+            op()
+        count += 256
+    return count / (time.perf_counter() - start)
+enc = ops_per_sec(lambda: f.encrypt(credential))
+dec = ops_per_sec(lambda: f.decrypt(token))
+times = []
+for _ in range(5):
+    start = time.perf_counter(); derive(); times.append((time.perf_counter() - start) * 1000)
+times.sort()
+print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len(times) // 2]}))
+"#;
+
+pub(crate) fn bench(root: &Path, name: Option<&str>) -> Result<()> {
+    match name {
+        Some("crypto") => crypto(root),
+        _ => bail!("usage: cargo xtask bench crypto"),
+    }
+}
+
+fn json_of(cmd: &mut Command) -> Result<serde_json::Value> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("output of {shown}"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn crypto(root: &Path) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "credential-crypto",
+        "--example",
+        "crypto_throughput",
+    ]))?;
+    let venv = Venv::ensure(root, EXTRA_PACKAGES)?;
+    let rust_bin = root.join("target/release/examples/crypto_throughput");
+    let budget = "0.5";
+    let mut rust_rounds = Vec::new();
+    let mut python_rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        println!("round {round}/{ROUNDS}");
+        rust_rounds.push(json_of(Command::new(&rust_bin).arg(budget))?);
+        python_rounds.push(json_of(Command::new(venv.python()).args([
+            "-c",
+            PYTHON_CRYPTO,
+            budget,
+        ]))?);
+    }
+    let field = |rounds: &[serde_json::Value], key: &str| -> Vec<f64> {
+        rounds.iter().filter_map(|r| r[key].as_f64()).collect()
+    };
+    let mut table = String::from(
+        "| workload | Rust (this crate) | Python cryptography | Rust / Python (median of rounds) |\n|---|---|---|---|\n",
+    );
+    let mut results = serde_json::Map::new();
+    for (key, unit, higher_is_better) in [
+        ("encrypt_64B", "ops/s", true),
+        ("decrypt_64B", "ops/s", true),
+        ("derive_ms", "ms", false),
+    ] {
+        let rust = field(&rust_rounds, key);
+        let python = field(&python_rounds, key);
+        let ratios: Vec<f64> = rust
+            .iter()
+            .zip(&python)
+            .map(|(r, p)| if higher_is_better { r / p } else { p / r })
+            .collect();
+        let (rust_median, python_median, ratio) = (median(rust), median(python), median(ratios));
+        table.push_str(&format!(
+            "| {key} | {rust_median:.0} {unit} | {python_median:.0} {unit} | {ratio:.1}x{} |\n",
+            if higher_is_better { "" } else { " (speed)" }
+        ));
+        results.insert(
+            key.to_owned(),
+            serde_json::json!({
+                "unit": unit,
+                "rust": rust_median,
+                "python_cryptography": python_median,
+                "speedup_median_of_rounds": ratio,
+            }),
+        );
+    }
+    for key in ["encrypt_stored_64B", "decrypt_stored_64B"] {
+        let rust = median(field(&rust_rounds, key));
+        table.push_str(&format!(
+            "| {key} (stored format) | {rust:.0} ops/s | - | - |\n"
+        ));
+        results.insert(
+            key.to_owned(),
+            serde_json::json!({"unit": "ops/s", "rust": rust}),
+        );
+    }
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir)?;
+    let document = serde_json::json!({
+        "benchmark": "credential-crypto",
+        "rounds": ROUNDS,
+        "seconds_per_workload": budget,
+        "workloads": results,
+        "raw": {"rust": rust_rounds, "python": python_rounds},
+    });
+    let path = out_dir.join("credential-crypto.json");
+    fs::write(&path, serde_json::to_string_pretty(&document)?)?;
+    println!("\n{table}\nwritten to {}", path.display());
+    Ok(())
+}
