@@ -45,7 +45,8 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 pub(crate) fn bench(root: &Path, name: Option<&str>) -> Result<()> {
     match name {
         Some("crypto") => crypto(root),
-        _ => bail!("usage: cargo xtask bench crypto"),
+        Some("cache") => cache(root),
+        _ => bail!("usage: cargo xtask bench <crypto|cache>"),
     }
 }
 
@@ -146,4 +147,23 @@ fn crypto(root: &Path) -> Result<()> {
     fs::write(&path, serde_json::to_string_pretty(&document)?)?;
     println!("\n{table}\nwritten to {}", path.display());
     Ok(())
+}
+
+/// ttl-cache beside moka, quick_cache, mini-moka and `Mutex<lru::LruCache>`: the comparison
+/// program interleaves the implementations itself, in one process.
+fn cache(root: &Path) -> Result<()> {
+    let json = root.join("target/bench/ttl-cache.json");
+    run(cargo()
+        .args([
+            "bench",
+            "--package",
+            "ttl-cache",
+            "--bench",
+            "side_by_side",
+            "--",
+            "--rounds",
+            "5",
+            "--json",
+        ])
+        .arg(&json))
 }

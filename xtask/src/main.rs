@@ -19,7 +19,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]>
   ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
          servers), docs, cargo-deny; installs missing tools (cargo-deny, the Python venv)
   test   all tests, with the real test servers started and stopped around them
-  bench  crypto: credential-crypto beside Python's cryptography (target/bench/*.json)
+  bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
+         moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
   fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)";
 
 /// Facade feature sets built and tested on their own: none, each feature alone, all.

@@ -1,0 +1,225 @@
+//! The `#[cached]` attribute macro of `ttl-cache`. Use it as `ttl_cache::cached`, whose
+//! re-export carries the documentation and examples.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{
+    FnArg, GenericArgument, ItemFn, LitInt, LitStr, Pat, PathArguments, ReturnType, Type,
+    parse_macro_input,
+};
+
+/// Caches a function's results in a `ttl_cache::TtlCache` keyed by the typed tuple of its
+/// arguments.
+///
+/// Attributes: `ttl = SECONDS` (default 300), `max_size = N` (default 1000),
+/// `key_prefix = "name"` (the cache's name in `ttl_cache::registry`, default the module
+/// path), `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
+/// `Clone`). A function `NAME_cache()` returning the `&'static TtlCache` is generated next to
+/// the function, for invalidation and statistics.
+#[proc_macro_attribute]
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut options = Options::default();
+    let parser = syn::meta::parser(|meta| options.parse(meta));
+    parse_macro_input!(attr with parser);
+    let function = parse_macro_input!(item as ItemFn);
+    expand(&options, function)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+#[derive(Default)]
+struct Options {
+    ttl: Option<LitInt>,
+    max_size: Option<LitInt>,
+    key_prefix: Option<LitStr>,
+    cache_none: bool,
+    cache_err: bool,
+}
+
+impl Options {
+    fn parse(&mut self, meta: syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+        if meta.path.is_ident("ttl") {
+            self.ttl = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("max_size") {
+            self.max_size = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("key_prefix") {
+            self.key_prefix = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("cache_none") {
+            self.cache_none = true;
+        } else if meta.path.is_ident("cache_err") {
+            self.cache_err = true;
+        } else {
+            return Err(meta.error(
+                "unknown #[cached] option; expected ttl, max_size, key_prefix, cache_none or cache_err",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the function returns, as far as caching is concerned.
+enum Returns {
+    /// `Option<T>`, `None` not cached: the cache holds `T`.
+    OptionSkippingNone(Type),
+    /// `Result<T, E>`, `Err` not cached: the cache holds `T`.
+    ResultSkippingErr(Type),
+    /// Anything else (or `cache_none`/`cache_err`): the cache holds the return type.
+    Plain(Type),
+}
+
+fn first_generic(ty: &Type, name: &str) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "#[cached] does not support generic functions",
+        ));
+    }
+    let return_type: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    let returns = if let (false, Some(t)) =
+        (options.cache_none, first_generic(&return_type, "Option"))
+    {
+        Returns::OptionSkippingNone(t)
+    } else if let (false, Some(t)) = (options.cache_err, first_generic(&return_type, "Result")) {
+        Returns::ResultSkippingErr(t)
+    } else {
+        Returns::Plain(return_type.clone())
+    };
+
+    let mut key_types = Vec::new();
+    let mut key_values = Vec::new();
+    for input in &sig.inputs {
+        let FnArg::Typed(arg) = input else {
+            return Err(syn::Error::new(
+                input.span(),
+                "#[cached] supports free functions only (no `self`)",
+            ));
+        };
+        let Pat::Ident(ident) = &*arg.pat else {
+            return Err(syn::Error::new(
+                arg.pat.span(),
+                "#[cached] needs plain argument names (no patterns)",
+            ));
+        };
+        let name = &ident.ident;
+        match &*arg.ty {
+            Type::Reference(r) if r.mutability.is_none() => {
+                let inner = &r.elem;
+                key_types.push(quote!(<#inner as ::std::borrow::ToOwned>::Owned));
+                key_values.push(quote!(::std::borrow::ToOwned::to_owned(#name)));
+            }
+            Type::Reference(r) => {
+                return Err(syn::Error::new(
+                    r.span(),
+                    "#[cached] cannot key on `&mut` arguments",
+                ));
+            }
+            ty => {
+                key_types.push(quote!(#ty));
+                key_values.push(quote!(::std::clone::Clone::clone(&#name)));
+            }
+        }
+    }
+
+    let fn_name = &sig.ident;
+    let accessor = format_ident!("{}_cache", fn_name);
+    let value_type = match &returns {
+        Returns::OptionSkippingNone(t) | Returns::ResultSkippingErr(t) | Returns::Plain(t) => t,
+    };
+    let ttl = options.ttl.as_ref().map_or_else(
+        || quote!(::ttl_cache::DEFAULT_TTL),
+        |t| quote!(::std::time::Duration::from_secs(#t)),
+    );
+    let max_size = options
+        .max_size
+        .as_ref()
+        .map_or_else(|| quote!(::ttl_cache::DEFAULT_MAX_SIZE), |m| quote!(#m));
+    let name = match &options.key_prefix {
+        Some(prefix) => {
+            let full = format!("{}::{}", prefix.value(), fn_name);
+            quote!(#full)
+        }
+        None => {
+            let suffix = format!("::{fn_name}");
+            quote!(::std::concat!(::std::module_path!(), #suffix))
+        }
+    };
+    let cache_type = quote!(::ttl_cache::TtlCache<(#(#key_types,)*), #value_type>);
+    let is_async = sig.asyncness.is_some();
+    let body = if is_async {
+        quote!(async move #block)
+    } else {
+        quote!((move || -> #return_type #block)())
+    };
+    let lookup = match (&returns, is_async) {
+        (Returns::Plain(_), false) => quote!(__cache.get_or_insert_with(__key, move || #body)),
+        (Returns::Plain(_), true) => quote!(__cache.get_or_insert_with_async(__key, #body).await),
+        (Returns::ResultSkippingErr(_), false) => {
+            quote!(__cache.try_get_or_insert_with(__key, move || #body))
+        }
+        (Returns::ResultSkippingErr(_), true) => {
+            quote!(__cache.try_get_or_insert_with_async(__key, #body).await)
+        }
+        (Returns::OptionSkippingNone(_), false) => quote!(
+            __cache
+                .try_get_or_insert_with(__key, move || #body.ok_or(()))
+                .ok()
+        ),
+        (Returns::OptionSkippingNone(_), true) => quote!(
+            __cache
+                .try_get_or_insert_with_async(__key, async move { (#body).await.ok_or(()) })
+                .await
+                .ok()
+        ),
+    };
+    let accessor_doc = format!(
+        "The cache of [`{fn_name}`], for invalidation and statistics (generated by `#[cached]`)."
+    );
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __key = (#(#key_values,)*);
+            let __cache = #accessor();
+            #lookup
+        }
+
+        #[doc = #accessor_doc]
+        #vis fn #accessor() -> &'static #cache_type {
+            static CACHE: ::ttl_cache::__private::LazyLock<#cache_type> =
+                ::ttl_cache::__private::LazyLock::new(|| {
+                    ::ttl_cache::TtlCache::builder()
+                        .default_ttl(#ttl)
+                        .max_size(#max_size)
+                        .build()
+                });
+            static REGISTERED: ::std::sync::Once = ::std::sync::Once::new();
+            REGISTERED.call_once(|| ::ttl_cache::registry::register(#name, &*CACHE));
+            &CACHE
+        }
+    })
+}
