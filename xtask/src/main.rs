@@ -29,6 +29,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "env"],
     &["--no-default-features", "--features", "file"],
     &["--no-default-features", "--features", "crypto"],
+    &["--no-default-features", "--features", "cache"],
     &["--all-features"],
 ];
 

@@ -17,7 +17,6 @@
 //! assert_eq!(found.value.expose(), "from-first");
 //! ```
 
-mod clock;
 mod error;
 mod manager;
 mod memory;
@@ -25,15 +24,15 @@ mod provider;
 mod secret;
 
 pub use async_trait::async_trait;
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, ProviderError, SecretsError};
 pub use manager::{
-    CLOUD_WEBHOOK_SECRET, DEFAULT_CACHE_TTL, HF_TOKEN, ProviderHealth, REPLICATE_API_TOKEN,
-    Resolved, SecretsManager, SecretsManagerBuilder,
+    CLOUD_WEBHOOK_SECRET, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, HF_TOKEN, ProviderHealth,
+    REPLICATE_API_TOKEN, Resolved, SecretsManager, SecretsManagerBuilder,
 };
 pub use memory::MemoryProvider;
 pub use provider::SecretProvider;
 pub use secret::Secret;
+pub use ttl_cache::{CacheStats, Clock, ManualClock, SystemClock};
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,22 @@
 //! The [`SecretsManager`]: an ordered chain of providers with provenance and a value cache.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Clock, ProviderError, Secret, SecretProvider, SecretsError, SystemClock};
+use ttl_cache::{CacheStats, TtlCache};
+
+use crate::{Clock, ProviderError, Secret, SecretProvider, SecretsError};
 
 /// How long a resolved value is served from memory unless configured otherwise.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// How long "no provider has this key" is remembered unless configured otherwise: short, so
+/// that a secret added later is seen without a restart.
+pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Upper bound of distinct keys kept in the value cache.
+const CACHE_MAX_KEYS: usize = 1000;
 
 /// Key of the Replicate API token.
 pub const REPLICATE_API_TOKEN: &str = "REPLICATE_API_TOKEN";
@@ -49,8 +56,10 @@ pub struct ProviderHealth {
 /// - A failing provider is logged (never with a value) and the walk continues. If no provider
 ///   has the key and any provider failed, the result is [`SecretsError::ProvidersFailed`]
 ///   rather than "absent", because the key may live in the provider that failed.
-/// - Found values are cached in memory for [`DEFAULT_CACHE_TTL`] (configurable); misses are
-///   not cached, so a secret added later is seen on the next lookup.
+/// - Results are cached in a [`TtlCache`]: found values for [`DEFAULT_CACHE_TTL`], misses for
+///   the much shorter [`DEFAULT_NEGATIVE_CACHE_TTL`] (both configurable), so a secret added
+///   later is seen within seconds. Failures are never cached. Concurrent lookups of one key
+///   walk the chain once.
 /// - [`set`](Self::set) and [`delete`](Self::delete) go to the first provider that supports
 ///   writes, or to the fallback writer; they invalidate the cached key but do not cache the
 ///   written value, since an earlier provider (say an environment variable) may still win.
@@ -86,7 +95,8 @@ pub struct ProviderHealth {
 pub struct SecretsManager {
     providers: Vec<Arc<dyn SecretProvider>>,
     fallback_writer: Option<Arc<dyn SecretProvider>>,
-    cache: ValueCache,
+    /// Key -> the lookup's answer (`None`: no provider had it).
+    cache: TtlCache<String, Option<Resolved>>,
 }
 
 impl fmt::Debug for SecretsManager {
@@ -97,7 +107,7 @@ impl fmt::Debug for SecretsManager {
                 "fallback_writer",
                 &self.fallback_writer.as_ref().map(|p| p.name().to_owned()),
             )
-            .field("cache_ttl", &self.cache.ttl)
+            .field("cache_ttl", &self.cache.default_ttl())
             .finish()
     }
 }
@@ -134,10 +144,13 @@ impl SecretsManager {
 
     /// Looks a key up and reports which provider served it.
     pub async fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit));
-        }
-        let generation = self.cache.generation();
+        self.cache
+            .try_get_or_insert_with_async(key.to_owned(), self.walk(key))
+            .await
+    }
+
+    /// Asks the providers in order; the first that has the key wins.
+    async fn walk(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
         let mut failures: Vec<ProviderError> = Vec::new();
         for provider in &self.providers {
             if !provider.is_available() {
@@ -151,12 +164,10 @@ impl SecretsManager {
             match provider.get(key).await {
                 Ok(Some(value)) => {
                     tracing::debug!(provider = provider.name(), key, "secret resolved");
-                    let resolved = Resolved {
+                    return Ok(Some(Resolved {
                         value,
                         provider: provider.name().to_owned(),
-                    };
-                    self.cache.insert_if_current(key, &resolved, generation);
-                    return Ok(Some(resolved));
+                    }));
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -200,7 +211,7 @@ impl SecretsManager {
     pub async fn set(&self, key: &str, value: impl Into<Secret>) -> Result<(), SecretsError> {
         let writer = self.writer_for("set", key)?;
         let result = writer.set(key, &value.into()).await;
-        self.cache.invalidate(key);
+        self.cache.remove(key);
         result.map_err(SecretsError::Write)?;
         tracing::info!(provider = writer.name(), key, "secret stored");
         Ok(())
@@ -210,7 +221,7 @@ impl SecretsManager {
     pub async fn delete(&self, key: &str) -> Result<bool, SecretsError> {
         let writer = self.writer_for("delete", key)?;
         let result = writer.delete(key).await;
-        self.cache.invalidate(key);
+        self.cache.remove(key);
         let existed = result.map_err(SecretsError::Write)?;
         tracing::info!(provider = writer.name(), key, existed, "secret deleted");
         Ok(existed)
@@ -234,9 +245,14 @@ impl SecretsManager {
         report
     }
 
-    /// Forgets every cached value; returns how many were dropped.
+    /// Forgets every cached answer (found values and remembered misses); returns how many.
     pub fn clear_cache(&self) -> usize {
         self.cache.clear()
+    }
+
+    /// Statistics of the value cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// The Hugging Face token ([`HF_TOKEN`]).
@@ -266,7 +282,8 @@ pub struct SecretsManagerBuilder {
     providers: Vec<Arc<dyn SecretProvider>>,
     fallback_writer: Option<Arc<dyn SecretProvider>>,
     cache_ttl: Duration,
-    clock: Arc<dyn Clock>,
+    negative_cache_ttl: Duration,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for SecretsManagerBuilder {
@@ -275,7 +292,8 @@ impl Default for SecretsManagerBuilder {
             providers: Vec::new(),
             fallback_writer: None,
             cache_ttl: DEFAULT_CACHE_TTL,
-            clock: Arc::new(SystemClock),
+            negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+            clock: None,
         }
     }
 }
@@ -293,77 +311,42 @@ impl SecretsManagerBuilder {
         self
     }
 
-    /// How long found values are served from memory; zero disables the cache.
+    /// How long found values are served from memory; zero disables caching altogether.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
     }
 
+    /// How long a miss (no provider has the key) is remembered; zero disables that.
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_cache_ttl = ttl;
+        self
+    }
+
     /// The clock used for cache expiry (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
     /// Builds the manager.
     pub fn build(self) -> SecretsManager {
+        let negative = if self.cache_ttl.is_zero() {
+            Duration::ZERO
+        } else {
+            self.negative_cache_ttl
+        };
+        let mut cache = TtlCache::builder()
+            .max_size(CACHE_MAX_KEYS)
+            .default_ttl(self.cache_ttl)
+            .negative_ttl(negative);
+        if let Some(clock) = self.clock {
+            cache = cache.clock(clock);
+        }
         SecretsManager {
             providers: self.providers,
             fallback_writer: self.fallback_writer,
-            cache: ValueCache {
-                ttl: self.cache_ttl,
-                clock: self.clock,
-                entries: RwLock::default(),
-                generation: AtomicU64::new(0),
-            },
+            cache: cache.build(),
         }
-    }
-}
-
-/// Found values with their expiry. The generation counter stops a lookup that raced with an
-/// invalidation from caching the value it read before the write.
-struct ValueCache {
-    ttl: Duration,
-    clock: Arc<dyn Clock>,
-    entries: RwLock<HashMap<String, (Resolved, Instant)>>,
-    generation: AtomicU64,
-}
-
-impl ValueCache {
-    fn get(&self, key: &str) -> Option<Resolved> {
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let (resolved, expires_at) = entries.get(key)?;
-        (self.clock.now() < *expires_at).then(|| resolved.clone())
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    fn insert_if_current(&self, key: &str, resolved: &Resolved, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let now = self.clock.now();
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if self.generation.load(Ordering::SeqCst) != generation {
-            return;
-        }
-        entries.retain(|_, (_, expires_at)| now < *expires_at);
-        entries.insert(key.to_owned(), (resolved.clone(), now + self.ttl));
-    }
-
-    fn invalidate(&self, key: &str) {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        entries.remove(key);
-    }
-
-    fn clear(&self) -> usize {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let dropped = entries.len();
-        entries.clear();
-        dropped
     }
 }

@@ -84,14 +84,59 @@ async fn found_values_are_cached_until_the_ttl_passes() {
 }
 
 #[tokio::test]
-async fn misses_are_not_cached_and_zero_ttl_disables_the_cache() {
+async fn misses_are_remembered_only_briefly() {
+    let a = mem("a");
+    let clock = Arc::new(ManualClock::new());
+    let m = chain(&[&a]).clock(clock.clone()).build();
+    assert!(m.get("K").await.unwrap().is_none());
+    a.insert("K", "late");
+    assert!(
+        m.get("K").await.unwrap().is_none(),
+        "the miss is remembered"
+    );
+    assert_eq!(a.lookups(), 1);
+    clock.advance(DEFAULT_NEGATIVE_CACHE_TTL);
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "late");
+    assert_eq!(m.cache_stats().hits, 1);
+}
+
+#[tokio::test]
+async fn a_zero_ttl_disables_the_cache() {
     let a = mem("a");
     let m = chain(&[&a]).cache_ttl(Duration::ZERO).build();
     assert!(m.get("K").await.unwrap().is_none());
-    a.insert("K", "late");
-    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "late");
+    a.insert("K", "v");
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "v");
     m.get("K").await.unwrap();
     assert_eq!(a.lookups(), 3);
+}
+
+#[tokio::test]
+async fn failures_are_not_cached() {
+    let a = mem("a");
+    a.set_failing(true);
+    let m = chain(&[&a]).build();
+    assert!(m.get("K").await.is_err());
+    a.set_failing(false);
+    a.insert("K", "v");
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_of_one_key_walk_the_chain_once() {
+    let a = mem("a");
+    a.insert("K", "v");
+    let m = Arc::new(chain(&[&a]).build());
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.get("K").await.unwrap().unwrap().expose().to_owned() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "v");
+    }
+    assert_eq!(a.lookups(), 1);
 }
 
 #[tokio::test]

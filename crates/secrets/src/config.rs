@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrets_core::{DEFAULT_CACHE_TTL, Secret, SecretProvider, SecretsManager};
+use secrets_core::{
+    DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, Secret, SecretProvider, SecretsManager,
+};
 
 /// The application name used when none is given; it sets `~/.<app>/` and the `<APP>_` prefix
 /// of the configuration variables.
@@ -134,6 +136,8 @@ pub struct Config {
     pub providers: Option<Vec<ProviderKind>>,
     /// How long resolved values are cached ([`DEFAULT_CACHE_TTL`] by default).
     pub cache_ttl: Duration,
+    /// How long a miss is remembered ([`DEFAULT_NEGATIVE_CACHE_TTL`] by default).
+    pub negative_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -166,6 +170,7 @@ impl Config {
             vault_path: None,
             providers: None,
             cache_ttl: DEFAULT_CACHE_TTL,
+            negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
         }
     }
 
@@ -234,6 +239,12 @@ impl Config {
         self
     }
 
+    /// Sets how long a miss is remembered; zero disables that.
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_cache_ttl = ttl;
+        self
+    }
+
     /// Builds the manager. Providers listed explicitly must be compiled in; with the default
     /// list, missing ones are skipped (and a setting for them is reported with a warning).
     ///
@@ -245,7 +256,9 @@ impl Config {
             .providers
             .clone()
             .unwrap_or_else(|| ProviderKind::ALL.to_vec());
-        let mut builder = SecretsManager::builder().cache_ttl(self.cache_ttl);
+        let mut builder = SecretsManager::builder()
+            .cache_ttl(self.cache_ttl)
+            .negative_cache_ttl(self.negative_cache_ttl);
         let mut has_writer = false;
         for kind in kinds {
             if !kind.is_compiled() {

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `env`  | yes | [`EnvProvider`]: environment variables (`hf-token` reads `HF_TOKEN`) |
 //! | `file` | yes | [`FileProvider`]: `~/.<app>/secrets.json` / `.yaml` / `.yml` |
+//! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
 //!
@@ -36,9 +37,10 @@ pub use config::{Config, ConfigError, DEFAULT_APP_NAME, ProviderKind, SecretsMan
 pub use global::reset_global;
 pub use global::{global, set_global};
 pub use secrets_core::{
-    CLOUD_WEBHOOK_SECRET, Clock, DEFAULT_CACHE_TTL, HF_TOKEN, ManualClock, MemoryProvider,
-    ProviderError, ProviderHealth, REPLICATE_API_TOKEN, Resolved, Secret, SecretProvider,
-    SecretsError, SecretsManager, SecretsManagerBuilder, SystemClock, async_trait,
+    CLOUD_WEBHOOK_SECRET, CacheStats, Clock, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
+    HF_TOKEN, ManualClock, MemoryProvider, ProviderError, ProviderHealth, REPLICATE_API_TOKEN,
+    Resolved, Secret, SecretProvider, SecretsError, SecretsManager, SecretsManagerBuilder,
+    SystemClock, async_trait,
 };
 
 /// The environment-variable provider crate.
@@ -52,6 +54,10 @@ pub use secrets_env::EnvProvider;
 pub use secrets_file as file;
 #[cfg(feature = "file")]
 pub use secrets_file::FileProvider;
+
+/// The concurrent TTL cache (`ttl-cache`): [`cache::TtlCache`], [`cache::cached`].
+#[cfg(feature = "cache")]
+pub use ttl_cache as cache;
 
 /// Credential encryption: [`crypto::CredentialCipher`], [`crypto::KeyLoader`],
 /// [`crypto::encrypt_credential`] and friends.

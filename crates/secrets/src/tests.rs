@@ -132,7 +132,8 @@ fn blocking_api_round_trip() {
     assert!(m.delete(HF_TOKEN).unwrap());
     assert!(m.get(HF_TOKEN).unwrap().is_none());
     assert!(m.webhook_secret().unwrap().is_none());
-    assert_eq!(m.clear_cache(), 1);
+    // One found value (REPLICATE_API_TOKEN) and three remembered misses.
+    assert_eq!(m.clear_cache(), 4);
 }
 
 #[tokio::test]
@@ -162,4 +163,30 @@ fn the_global_manager_is_shared_and_resettable() {
         b.provider_names(),
         SecretsManager::from_env().provider_names()
     );
+}
+
+#[cfg(feature = "cache")]
+#[test]
+fn the_cache_feature_exposes_ttl_cache_and_its_macro() {
+    #[cache::cached(ttl = 10)]
+    fn doubled(x: u32) -> u32 {
+        x * 2
+    }
+    assert_eq!(doubled(4), 8);
+    assert_eq!(doubled_cache().len(), 1);
+    let c: cache::TtlCache<String, u32> = cache::TtlCache::new(10);
+    c.insert("a".into(), 1);
+    assert_eq!(c.get("a"), Some(1));
+}
+
+#[test]
+fn the_manager_reports_cache_statistics() {
+    let m = SecretsManager::builder()
+        .provider(std::sync::Arc::new(MemoryProvider::new("m").with("K", "v")))
+        .build();
+    let m = blocking::SecretsManager::new(std::sync::Arc::new(m)).unwrap();
+    m.get("K").unwrap();
+    m.get("K").unwrap();
+    let stats = m.inner().cache_stats();
+    assert_eq!((stats.hits, stats.loads), (1, 1));
 }

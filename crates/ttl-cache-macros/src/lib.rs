@@ -16,8 +16,9 @@ use syn::{
 /// Attributes: `ttl = SECONDS` (default 300), `max_size = N` (default 1000),
 /// `key_prefix = "name"` (the cache's name in `ttl_cache::registry`, default the module
 /// path), `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
-/// `Clone`). A function `NAME_cache()` returning the `&'static TtlCache` is generated next to
-/// the function, for invalidation and statistics.
+/// `Clone`), `crate = "path"` (where ttl-cache is, when used through a re-export such as
+/// `secrets::cache`). A function `NAME_cache()` returning the `&'static TtlCache` is generated
+/// next to the function, for invalidation and statistics.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut options = Options::default();
@@ -31,6 +32,8 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 #[derive(Default)]
 struct Options {
+    /// Path of the ttl-cache crate, for use through a re-export (`crate = "secrets::cache"`).
+    krate: Option<syn::Path>,
     ttl: Option<LitInt>,
     max_size: Option<LitInt>,
     key_prefix: Option<LitStr>,
@@ -50,9 +53,12 @@ impl Options {
             self.cache_none = true;
         } else if meta.path.is_ident("cache_err") {
             self.cache_err = true;
+        } else if meta.path.is_ident("crate") {
+            let path: LitStr = meta.value()?.parse()?;
+            self.krate = Some(path.parse()?);
         } else {
             return Err(meta.error(
-                "unknown #[cached] option; expected ttl, max_size, key_prefix, cache_none or cache_err",
+                "unknown #[cached] option; expected ttl, max_size, key_prefix, cache_none, cache_err or crate",
             ));
         }
         Ok(())
@@ -146,19 +152,23 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
         }
     }
 
+    let krate = options
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::ttl_cache), |p| quote!(#p));
     let fn_name = &sig.ident;
     let accessor = format_ident!("{}_cache", fn_name);
     let value_type = match &returns {
         Returns::OptionSkippingNone(t) | Returns::ResultSkippingErr(t) | Returns::Plain(t) => t,
     };
     let ttl = options.ttl.as_ref().map_or_else(
-        || quote!(::ttl_cache::DEFAULT_TTL),
+        || quote!(#krate::DEFAULT_TTL),
         |t| quote!(::std::time::Duration::from_secs(#t)),
     );
     let max_size = options
         .max_size
         .as_ref()
-        .map_or_else(|| quote!(::ttl_cache::DEFAULT_MAX_SIZE), |m| quote!(#m));
+        .map_or_else(|| quote!(#krate::DEFAULT_MAX_SIZE), |m| quote!(#m));
     let name = match &options.key_prefix {
         Some(prefix) => {
             let full = format!("{}::{}", prefix.value(), fn_name);
@@ -169,7 +179,7 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
             quote!(::std::concat!(::std::module_path!(), #suffix))
         }
     };
-    let cache_type = quote!(::ttl_cache::TtlCache<(#(#key_types,)*), #value_type>);
+    let cache_type = quote!(#krate::TtlCache<(#(#key_types,)*), #value_type>);
     let is_async = sig.asyncness.is_some();
     let body = if is_async {
         quote!(async move #block)
@@ -210,15 +220,15 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
 
         #[doc = #accessor_doc]
         #vis fn #accessor() -> &'static #cache_type {
-            static CACHE: ::ttl_cache::__private::LazyLock<#cache_type> =
-                ::ttl_cache::__private::LazyLock::new(|| {
-                    ::ttl_cache::TtlCache::builder()
+            static CACHE: #krate::__private::LazyLock<#cache_type> =
+                #krate::__private::LazyLock::new(|| {
+                    #krate::TtlCache::builder()
                         .default_ttl(#ttl)
                         .max_size(#max_size)
                         .build()
                 });
             static REGISTERED: ::std::sync::Once = ::std::sync::Once::new();
-            REGISTERED.call_once(|| ::ttl_cache::registry::register(#name, &*CACHE));
+            REGISTERED.call_once(|| #krate::registry::register(#name, &*CACHE));
             &CACHE
         }
     })
