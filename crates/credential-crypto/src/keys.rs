@@ -13,7 +13,7 @@
 //! or non-UTF-8 content is an error, because a new key would make every stored credential
 //! unreadable.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -235,7 +235,9 @@ fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, CryptoError> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(key_file_error(format!("cannot be read: {e}"))),
     };
-    warn_if_exposed(path);
+    if let Ok(meta) = fs::metadata(path) {
+        private_fs::warn_if_exposed(path, &meta, "credential key file");
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| key_file_error("the content is not valid UTF-8".to_owned()))?;
     let lines = non_empty_lines(text);
@@ -243,23 +245,6 @@ fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, CryptoError> 
         return Err(key_file_error("the file is empty".to_owned()));
     }
     Ok(Some(lines))
-}
-
-fn warn_if_exposed(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format_args!("{mode:o}"),
-                    "credential key file is accessible by group or others; run chmod 600 on it"
-                );
-            }
-        }
-    }
 }
 
 enum Created {
@@ -288,7 +273,7 @@ fn create_key_file(path: &Path) -> Result<Created, CryptoError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    create_private_dir(dir).map_err(io_error(dir, "creating directory"))?;
+    private_fs::create_private_dir(dir).map_err(io_error(dir, "creating directory"))?;
 
     let mut raw = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
@@ -305,21 +290,19 @@ fn create_key_file(path: &Path) -> Result<Created, CryptoError> {
     let temp = dir.join(format!(".{KEY_FILE_NAME}.{}.{n}.tmp", std::process::id()));
     let _ = fs::remove_file(&temp);
     let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temp).map_err(io_error(&temp, "creating"))?;
+        let mut file = private_fs::private_options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(io_error(&temp, "creating"))?;
         file.write_all(passphrase.as_bytes())
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.sync_all())
             .map_err(io_error(&temp, "writing"))?;
         match fs::hard_link(&temp, path) {
             Ok(()) => {
-                sync_dir(dir);
+                // Best effort: the key is already readable through the new name.
+                let _ = private_fs::sync_dir(dir);
                 tracing::info!(path = %path.display(), "generated a new credential key");
                 Ok(Created::Ours)
             }
@@ -329,24 +312,4 @@ fn create_key_file(path: &Path) -> Result<Created, CryptoError> {
     })();
     let _ = fs::remove_file(&temp);
     result
-}
-
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
 }

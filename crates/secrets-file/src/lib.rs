@@ -206,7 +206,7 @@ impl FileProvider {
         let stamp = Stamp::of(&meta);
         let mut loaded = self.lock();
         if loaded.as_ref().is_none_or(|l| l.stamp != stamp) {
-            warn_if_exposed(path, &meta);
+            private_fs::warn_if_exposed(path, &meta, "secrets file");
             let bytes = match fs::read(path) {
                 Ok(bytes) => Zeroizing::new(bytes),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -293,23 +293,6 @@ impl FileProvider {
                 source: Some(Box::new(e)),
             })?
     }
-}
-
-fn warn_if_exposed(path: &Path, meta: &fs::Metadata) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format_args!("{mode:o}"),
-                "secrets file is accessible by group or others; run chmod 600 on it"
-            );
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, meta);
 }
 
 #[async_trait]

@@ -7,11 +7,12 @@
 //! fsynced. A reader therefore sees the old or the new document, never a mix, and a crash
 //! leaves one of the two.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use private_fs::{create_private_dir, private_options, sync_dir};
 use secrets_core::{ProviderError, Secret};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -214,31 +215,6 @@ fn wipe_yaml(value: &mut serde_yaml::Value) {
     }
 }
 
-fn private_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-}
-
-/// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as is.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` through a 0600 temporary file, fsync and rename.
@@ -274,14 +250,4 @@ fn create_temp(path: &Path, dir: &Path) -> Result<(PathBuf, File), ProviderError
             Err(e) => return Err(io_error("creating temporary file", &temp_path, e)),
         }
     }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
