@@ -133,3 +133,26 @@ async fn a_cancelled_async_leader_lets_the_next_caller_load() {
     let s = cache.stats();
     assert_eq!((s.loads, s.load_failures), (3, 2));
 }
+
+#[cfg(feature = "tokio-cleanup")]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_cleanup_task_sweeps_periodically_and_stops_with_the_cache() {
+    let clock = Arc::new(ttl_cache::ManualClock::new());
+    let cache: Arc<TtlCache<u32, u32>> = Arc::new(
+        TtlCache::builder()
+            .default_ttl(Duration::from_secs(1))
+            .cleanup_interval(Duration::from_secs(3600))
+            .clock(clock.clone())
+            .build(),
+    );
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    let task = ttl_cache::spawn_cleanup(&cache, Duration::from_secs(10));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.len(), 2, "expired but not yet swept");
+    tokio::time::sleep(Duration::from_secs(11)).await; // paused time: advances instantly
+    assert_eq!(cache.len(), 0, "the task swept them");
+    drop(cache);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(task.is_finished(), "the task ends once the cache is gone");
+}
