@@ -26,13 +26,16 @@
 //!   ([`TtlCache::insert_with_ttl`]). An expired entry is never returned. A TTL of zero stores
 //!   nothing (and removes the key's previous value).
 //! - **Capacity**: the number of entries never exceeds `max_size`. When a new key needs room,
-//!   an expired entry is removed if there is one, otherwise the least recently used entry.
-//!   A [`get`](TtlCache::get) or an insert makes an entry the most recently used. Replacing an
-//!   existing key never evicts another one.
-//! - **Shards**: the cache is split into shards, each with its own lock, LRU order and share
-//!   of `max_size`; eviction picks within the shard of the new key. Caches under 1024 entries
-//!   have a single shard, so the rules above hold exactly and globally; for larger caches
-//!   they hold per shard (an approximation of a global LRU, as in most concurrent caches).
+//!   an expired entry is removed if there is one; otherwise CLOCK (second chance), an
+//!   approximation of least-recently-used, picks the victim: a [`get`](TtlCache::get) marks
+//!   an entry as used, the clock hand clears marks as it passes and evicts the first unmarked
+//!   entry. The entry read or written last is never the next victim. Replacing an existing
+//!   key never evicts another one. (CLOCK instead of an exact LRU list keeps a hit from
+//!   relinking list nodes spread over memory.)
+//! - **Shards**: the cache is split into shards, each with its own lock, eviction order and
+//!   share of `max_size`; eviction picks within the shard of the new key. Caches under 1024
+//!   entries have a single shard, so the rules above hold over the whole cache; for larger
+//!   caches they hold per shard, as in most concurrent caches.
 //!   [`Builder::shards`] sets the count.
 //! - **Cleanup** is lazy: an expired entry is removed when it is looked up, when room is
 //!   needed, and by a sweep of the shard that an insert runs once per `cleanup_interval`.

@@ -179,7 +179,7 @@ impl<K: Eq, V> Shard<K, V> {
     }
 
     /// Inserts or replaces. Replacing never evicts another key; a new key at capacity first
-    /// evicts an expired entry if there is one, else the least recently used.
+    /// evicts an expired entry if there is one, else the CLOCK victim.
     pub(crate) fn insert(&mut self, hash: u64, key: K, value: V, time: InsertTime) {
         let InsertTime {
             expires_at,

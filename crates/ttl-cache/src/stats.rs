@@ -19,7 +19,7 @@ pub struct CacheStats {
     pub misses: u64,
     /// Values stored (new keys and replacements, including loader results).
     pub inserts: u64,
-    /// Live entries removed to make room (least recently used).
+    /// Live entries removed to make room (chosen by CLOCK).
     pub evictions: u64,
     /// Expired entries removed (on access, to make room, or by a sweep).
     pub expirations: u64,

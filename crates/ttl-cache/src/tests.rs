@@ -50,12 +50,12 @@ fn a_zero_ttl_stores_nothing_and_drops_the_old_value() {
 }
 
 #[test]
-fn at_capacity_the_least_recently_used_goes() {
+fn at_capacity_an_unused_entry_goes_before_a_used_one() {
     let (c, _) = cache(3);
     for k in 1..=3 {
         c.insert(k, k);
     }
-    assert_eq!(c.get(&1), Some(1)); // 2 is now the least recently used
+    assert_eq!(c.get(&1), Some(1)); // 1 is marked used; 2 and 3 are not, and 3 was written last
     c.insert(4, 4);
     assert_eq!(c.len(), 3);
     assert_eq!(c.get(&2), None);
@@ -84,7 +84,7 @@ fn at_capacity_expired_entries_go_before_live_ones() {
     c.insert(2, 2);
     c.get(&2);
     c.get(&1);
-    clock.advance(5 * SECOND); // 1 expires now; 2 is the least recently used but live
+    clock.advance(5 * SECOND); // 1 expires now; 2 is live
     c.insert(3, 3);
     assert!(c.contains_key(&2) && c.contains_key(&3));
 }
