@@ -89,6 +89,11 @@ impl FernetKey {
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(URL_SAFE.encode(self.0))
     }
+
+    /// The raw key: signing half, then encryption half.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 /// How many full derivations ran in this test process.
