@@ -108,7 +108,12 @@ impl CredentialCipher {
         self.keys.len()
     }
 
-    /// Encrypts a credential into the stored format.
+    /// Encrypts a credential into the stored format, with a fresh IV from the OS.
+    ///
+    /// # Panics
+    /// If the operating system's random source fails (as the `fernet` crate and Python's
+    /// `os.urandom` fail): there is no safe IV to fall back on. The same holds for
+    /// [`encrypt_token`](Self::encrypt_token) and [`encrypt_token_at`](Self::encrypt_token_at).
     pub fn encrypt(&self, plaintext: &str) -> String {
         self.sealer.seal_stored(plaintext.as_bytes(), unix_now())
     }
