@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_
 use secrecy::SecretString;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::seal::Sealer;
+use crate::seal::{HEADER_LEN, MAC_LEN, Sealer, VERSION};
 use crate::{CryptoError, DEFAULT_SALT, FernetKey};
 
 /// URL-safe base64 that accepts input with or without padding.
@@ -19,8 +19,8 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Version byte, timestamp, IV, one AES block at least, HMAC.
-const MIN_TOKEN_LEN: usize = 1 + 8 + 16 + 16 + 32;
+/// Header, one AES block at least, HMAC.
+const MIN_TOKEN_LEN: usize = HEADER_LEN + 16 + MAC_LEN;
 
 /// Encrypts and decrypts credentials with one current key and any number of previous keys.
 ///
@@ -218,8 +218,8 @@ fn classify_failure(token: &str) -> CryptoError {
         Err(_) => CryptoError::InvalidEncoding,
         Ok(bytes)
             if bytes.len() < MIN_TOKEN_LEN
-                || bytes[0] != 0x80
-                || (bytes.len() - (1 + 8 + 16 + 32)) % 16 != 0 =>
+                || bytes[0] != VERSION
+                || !(bytes.len() - (HEADER_LEN + MAC_LEN)).is_multiple_of(16) =>
         {
             CryptoError::Malformed
         }
@@ -232,7 +232,7 @@ fn token_timestamp(token: &str) -> Result<u64, CryptoError> {
         .decode(token)
         .map_err(|_| CryptoError::InvalidEncoding)?;
     match bytes.get(..9) {
-        Some([0x80, ts @ ..]) => Ok(u64::from_be_bytes(
+        Some([VERSION, ts @ ..]) => Ok(u64::from_be_bytes(
             ts.try_into().map_err(|_| CryptoError::Malformed)?,
         )),
         _ => Err(CryptoError::Malformed),

@@ -1,7 +1,7 @@
 //! Fernet token generation with the key material prepared once per key.
 //!
 //! The `fernet` crate re-derives the AES key schedule and the HMAC key pads on every token
-//! and allocates several intermediate buffers; together that is about a third of an
+//! and allocates several intermediate buffers; together that is about a quarter of an
 //! encryption. [`Sealer`] keeps the keyed AES and HMAC states and writes the token into one
 //! buffer. It uses the same RustCrypto primitives as the crate, still takes a fresh IV from
 //! the operating system for every token (as the crate and Python's `cryptography` do), and
@@ -17,10 +17,12 @@ use sha2::Sha256;
 
 use crate::FernetKey;
 
-const VERSION: u8 = 0x80;
+/// The first byte of every Fernet token.
+pub(crate) const VERSION: u8 = 0x80;
 /// Version byte, timestamp and IV.
-const HEADER_LEN: usize = 1 + 8 + 16;
-const MAC_LEN: usize = 32;
+pub(crate) const HEADER_LEN: usize = 1 + 8 + 16;
+/// HMAC-SHA256 tag at the end.
+pub(crate) const MAC_LEN: usize = 32;
 
 /// Makes Fernet tokens for one key.
 #[derive(Clone)]
