@@ -68,7 +68,7 @@ async fn a_failing_provider_is_an_error_not_an_absence() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secrets.yaml");
     std::fs::write(&path, "present: yes\n").unwrap();
-    let manager = Config::new("it")
+    let manager = Config::new(secrets::AppName::new("it").unwrap())
         .file_path(&path)
         .providers([ProviderKind::File])
         .build()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use integration_tests::test_python;
-use secrets::crypto::{CredentialCipher, ExposeSecret};
+use secrets::crypto::CredentialCipher;
 use serde_json::{Value, json};
 
 /// The original implementation's derivation and storage, in Python.
@@ -77,6 +77,6 @@ fn rust_and_python_read_each_others_stored_credentials() {
     {
         let stored = stored.as_str().unwrap();
         assert!(stored.starts_with("Z0FBQUFB"));
-        assert_eq!(cipher.decrypt(stored).unwrap().expose_secret(), plain);
+        assert_eq!(cipher.decrypt(stored).unwrap().expose(), plain);
     }
 }

@@ -45,12 +45,12 @@ fn a_group_readable_key_file_is_warned_about() {
     let path = dir.path().join("credential.key");
     fs::write(&path, "passphrase\n").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-    let ring = KeyLoader::new("it")
+    let ring = KeyLoader::new(&secrets::AppName::new("it").unwrap())
         .key_file(&path)
         .env_lookup(|_| None)
         .load()
         .unwrap();
-    assert!(!format!("{ring:?}").contains("passphrase\""));
+    assert!(!format!("{ring:?}").contains("passphrase"));
     let text = logs.text();
     assert!(
         text.contains("credential key file is accessible by group or others"),

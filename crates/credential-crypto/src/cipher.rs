@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE};
-use secrecy::SecretString;
+use secret_value::Secret;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::seal::{HEADER_LEN, MAC_LEN, Sealer, VERSION};
@@ -30,7 +30,6 @@ const MIN_TOKEN_LEN: usize = HEADER_LEN + 16 + MAC_LEN;
 ///
 /// ```
 /// use credential_crypto::CredentialCipher;
-/// use secrecy::ExposeSecret;
 ///
 /// let old = CredentialCipher::from_passphrase("old passphrase").unwrap();
 /// let stored = old.encrypt("r8_token");
@@ -38,7 +37,7 @@ const MIN_TOKEN_LEN: usize = HEADER_LEN + 16 + MAC_LEN;
 ///
 /// let new = CredentialCipher::from_passphrase("new passphrase").unwrap()
 ///     .with_previous_passphrase("old passphrase").unwrap();
-/// assert_eq!(new.decrypt(&stored).unwrap().expose_secret(), "r8_token");
+/// assert_eq!(new.decrypt(&stored).unwrap().expose(), "r8_token");
 /// let rotated = new.rotate(&stored).unwrap();
 /// assert!(!new.needs_rotation(&rotated).unwrap());
 /// assert!(old.decrypt(&rotated).is_err());
@@ -119,15 +118,14 @@ impl CredentialCipher {
     }
 
     /// Decrypts a stored credential with any configured key. Surrounding whitespace is ignored.
-    pub fn decrypt(&self, stored: &str) -> Result<SecretString, CryptoError> {
+    pub fn decrypt(&self, stored: &str) -> Result<Secret, CryptoError> {
         self.decrypt_indexed(stored).map(|(plain, _)| plain)
     }
 
     /// Re-encrypts a stored credential under the current key.
     pub fn rotate(&self, stored: &str) -> Result<String, CryptoError> {
-        use secrecy::ExposeSecret;
         let plaintext = self.decrypt(stored)?;
-        Ok(self.encrypt(plaintext.expose_secret()))
+        Ok(self.encrypt(plaintext.expose()))
     }
 
     /// Whether a stored credential decrypts only with a previous key (and so should be rotated).
@@ -135,7 +133,7 @@ impl CredentialCipher {
         self.decrypt_indexed(stored).map(|(_, index)| index > 0)
     }
 
-    fn decrypt_indexed(&self, stored: &str) -> Result<(SecretString, usize), CryptoError> {
+    fn decrypt_indexed(&self, stored: &str) -> Result<(Secret, usize), CryptoError> {
         let token_bytes = Zeroizing::new(
             URL_SAFE_LENIENT
                 .decode(stored.trim())
@@ -144,7 +142,7 @@ impl CredentialCipher {
         let token = std::str::from_utf8(&token_bytes).map_err(|_| CryptoError::Malformed)?;
         let (mut plaintext, index) = self.decrypt_token_indexed(token, None, unix_now())?;
         match String::from_utf8(std::mem::take(&mut *plaintext)) {
-            Ok(text) => Ok((SecretString::from(text), index)),
+            Ok(text) => Ok((Secret::new(text), index)),
             Err(e) => {
                 e.into_bytes().zeroize();
                 Err(CryptoError::NotUtf8)

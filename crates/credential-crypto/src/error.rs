@@ -51,9 +51,8 @@ pub enum CryptoError {
         #[source]
         source: std::io::Error,
     },
-    /// No environment key and no home directory to find the key file in.
-    #[error(
-        "no credential key: the key variable is unset and there is no home directory (HOME) for the key file"
-    )]
-    NoHomeDirectory,
+    /// The key's variable or file cannot be read or located: a variable that is not UTF-8,
+    /// or no home directory to find the key file in.
+    #[error("cannot locate the credential key: {0}")]
+    Locate(#[source] private_fs::LocateError),
 }

@@ -4,12 +4,10 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use secrecy::SecretString;
+use private_fs::AppName;
+use secret_value::Secret;
 
 use crate::{CredentialCipher, CryptoError, KeyLoader};
-
-/// The application whose keyring the process-wide functions use.
-pub const DEFAULT_APP_NAME: &str = "simpletuner";
 
 static GLOBAL: Mutex<Option<Arc<CredentialCipher>>> = Mutex::new(None);
 
@@ -20,7 +18,7 @@ pub fn global_cipher() -> Result<Arc<CredentialCipher>, CryptoError> {
     if let Some(cipher) = slot.as_ref() {
         return Ok(Arc::clone(cipher));
     }
-    let cipher = Arc::new(KeyLoader::new(DEFAULT_APP_NAME).load()?.cipher()?);
+    let cipher = Arc::new(KeyLoader::new(&AppName::default()).load()?.cipher()?);
     *slot = Some(Arc::clone(&cipher));
     Ok(cipher)
 }
@@ -36,7 +34,7 @@ pub fn encrypt_credential(plaintext: &str) -> Result<String, CryptoError> {
 }
 
 /// Decrypts a stored credential with the process-wide cipher.
-pub fn decrypt_credential(stored: &str) -> Result<SecretString, CryptoError> {
+pub fn decrypt_credential(stored: &str) -> Result<Secret, CryptoError> {
     global_cipher()?.decrypt(stored)
 }
 

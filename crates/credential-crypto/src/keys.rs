@@ -13,14 +13,16 @@
 //! or non-UTF-8 content is an error, because a new key would make every stored credential
 //! unreadable.
 
+use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use private_fs::{AppName, Created};
 use ring::rand::{SecureRandom, SystemRandom};
-use secrecy::{ExposeSecret, SecretString};
+use secret_value::Secret;
 use zeroize::Zeroizing;
 
 use crate::{CredentialCipher, CryptoError, DEFAULT_SALT, FernetKey};
@@ -53,9 +55,9 @@ impl std::fmt::Display for KeyOrigin {
 #[derive(Debug, Clone)]
 pub struct Keyring {
     /// Encrypts and decrypts.
-    pub current: SecretString,
+    pub current: Secret,
     /// Decrypt only, tried in order after the current one.
-    pub previous: Vec<SecretString>,
+    pub previous: Vec<Secret>,
     /// Where `current` came from.
     pub origin: KeyOrigin,
 }
@@ -68,7 +70,7 @@ impl Keyring {
 
     /// The cipher for this keyring with another salt.
     pub fn cipher_with_salt(&self, salt: &[u8]) -> Result<CredentialCipher, CryptoError> {
-        let derive = |p: &SecretString| FernetKey::derive_cached(p.expose_secret(), salt);
+        let derive = |p: &Secret| FernetKey::derive_cached(p.expose(), salt);
         let mut cipher = CredentialCipher::new(&derive(&self.current)?);
         for previous in &self.previous {
             cipher = cipher.with_previous(&derive(previous)?);
@@ -78,15 +80,16 @@ impl Keyring {
 }
 
 /// Reads a configuration variable.
-type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+type EnvLookup = Box<dyn Fn(&str) -> Option<OsString> + Send + Sync>;
 
 /// Finds (or creates) the credential passphrase of an application.
 ///
 /// ```
 /// use credential_crypto::{KeyLoader, KeyOrigin};
+/// use private_fs::AppName;
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let loader = KeyLoader::new("demo")
+/// let loader = KeyLoader::new(&AppName::new("demo").unwrap())
 ///     .key_file(dir.path().join("credential.key"))
 ///     .env_lookup(|_| None);
 /// let first = loader.load().unwrap();
@@ -95,9 +98,8 @@ type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// assert!(matches!(again.origin, KeyOrigin::File(_)));
 /// ```
 pub struct KeyLoader {
-    app_var: String,
+    app: AppName,
     key_file: Option<PathBuf>,
-    app_name: String,
     lookup: EnvLookup,
 }
 
@@ -111,13 +113,12 @@ impl std::fmt::Debug for KeyLoader {
 }
 
 impl KeyLoader {
-    /// A loader for an application name, reading the process environment.
-    pub fn new(app_name: &str) -> Self {
+    /// A loader for an application, reading the process environment.
+    pub fn new(app: &AppName) -> Self {
         Self {
-            app_var: app_name.to_uppercase().replace(['-', '.'], "_"),
+            app: app.clone(),
             key_file: None,
-            app_name: app_name.to_owned(),
-            lookup: Box::new(|name| std::env::var(name).ok()),
+            lookup: Box::new(|name| std::env::var_os(name)),
         }
     }
 
@@ -130,7 +131,7 @@ impl KeyLoader {
     /// Reads variables through `lookup` instead of the process environment (for tests).
     pub fn env_lookup(
         mut self,
-        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        lookup: impl Fn(&str) -> Option<OsString> + Send + Sync + 'static,
     ) -> Self {
         self.lookup = Box::new(lookup);
         self
@@ -138,41 +139,47 @@ impl KeyLoader {
 
     /// The variable holding the passphrase (`<APP>_CREDENTIAL_KEY`).
     pub fn env_var(&self) -> String {
-        format!("{}_CREDENTIAL_KEY", self.app_var)
+        self.app.var("CREDENTIAL_KEY")
     }
 
     /// The variable holding previous passphrases (`<APP>_CREDENTIAL_KEY_PREVIOUS`).
     pub fn previous_env_var(&self) -> String {
-        format!("{}_CREDENTIAL_KEY_PREVIOUS", self.app_var)
+        self.app.var("CREDENTIAL_KEY_PREVIOUS")
     }
 
-    /// The key file used when the variable is unset; `None` without a home directory.
+    /// The key file used when the variable is unset: the configured one, else
+    /// `~/.<app>/credential.key`; `None` without a home directory.
     pub fn key_file_path(&self) -> Option<PathBuf> {
         self.key_file.clone().or_else(|| {
-            ["HOME", "USERPROFILE"]
-                .iter()
-                .filter_map(std::env::var_os)
-                .find(|v| !v.is_empty())
-                .map(|home| {
-                    PathBuf::from(home)
-                        .join(format!(".{}", self.app_name))
-                        .join(KEY_FILE_NAME)
-                })
+            private_fs::app_dir(&self.app)
+                .ok()
+                .map(|dir| dir.join(KEY_FILE_NAME))
         })
+    }
+
+    fn var(&self, name: &str) -> Result<Option<Zeroizing<String>>, CryptoError> {
+        private_fs::read_var(&*self.lookup, name)
+            .map(|v| v.map(Zeroizing::new))
+            .map_err(CryptoError::Locate)
     }
 
     /// Finds the keyring, generating and saving a passphrase if there is none yet.
     pub fn load(&self) -> Result<Keyring, CryptoError> {
-        let mut previous = self.previous_from_env();
+        let mut previous = self.previous_from_env()?;
         let env_var = self.env_var();
-        if let Some(passphrase) = (self.lookup)(&env_var).filter(|v| !v.is_empty()) {
+        if let Some(passphrase) = self.var(&env_var)? {
             return Ok(Keyring {
-                current: SecretString::from(passphrase),
+                current: Secret::new(passphrase.as_str()),
                 previous,
                 origin: KeyOrigin::Environment(env_var),
             });
         }
-        let path = self.key_file_path().ok_or(CryptoError::NoHomeDirectory)?;
+        let path = match &self.key_file {
+            Some(path) => path.clone(),
+            None => private_fs::app_dir(&self.app)
+                .map_err(CryptoError::Locate)?
+                .join(KEY_FILE_NAME),
+        };
         let (mut lines, origin) = match read_key_file(&path)? {
             Some(lines) => (lines, KeyOrigin::File(path)),
             None => match create_key_file(&path)? {
@@ -180,7 +187,7 @@ impl KeyLoader {
                     read_key_file(&path)?.unwrap_or_default(),
                     KeyOrigin::Generated(path),
                 ),
-                Created::Theirs => (
+                Created::Existing => (
                     read_key_file(&path)?.unwrap_or_default(),
                     KeyOrigin::File(path),
                 ),
@@ -201,11 +208,11 @@ impl KeyLoader {
         })
     }
 
-    fn previous_from_env(&self) -> Vec<SecretString> {
-        (self.lookup)(&self.previous_env_var())
-            .map(Zeroizing::new)
+    fn previous_from_env(&self) -> Result<Vec<Secret>, CryptoError> {
+        Ok(self
+            .var(&self.previous_env_var())?
             .map(|text| non_empty_lines(&text))
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 }
 
@@ -216,16 +223,16 @@ fn origin_path(origin: &KeyOrigin) -> PathBuf {
     }
 }
 
-fn non_empty_lines(text: &str) -> Vec<SecretString> {
+fn non_empty_lines(text: &str) -> Vec<Secret> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(SecretString::from)
+        .map(Secret::new)
         .collect()
 }
 
 /// The passphrases in a key file; `None` when it does not exist.
-fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, CryptoError> {
+fn read_key_file(path: &Path) -> Result<Option<Vec<Secret>>, CryptoError> {
     let key_file_error = |problem: String| CryptoError::KeyFile {
         path: path.to_owned(),
         problem,
@@ -247,34 +254,10 @@ fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, CryptoError> 
     Ok(Some(lines))
 }
 
-enum Created {
-    Ours,
-    Theirs,
-}
-
-fn io_error<'a>(
-    path: &'a Path,
-    operation: &'static str,
-) -> impl FnOnce(io::Error) -> CryptoError + 'a {
-    move |source| CryptoError::Io {
-        path: path.to_owned(),
-        operation,
-        source,
-    }
-}
-
-/// Generates a passphrase and publishes it at `path` unless another process got there first.
-///
-/// The content is written to a private temporary file (created with `O_EXCL`, mode 0600),
-/// synced, and then hard-linked to `path`: the link either creates `path` complete, or fails
-/// because it exists. No reader ever sees a half-written key, and no key is overwritten.
+/// Generates a passphrase and publishes it at `path` unless another process got there first
+/// ([`private_fs::create_new`]: 0600 from the first byte, complete or absent, never
+/// overwriting an existing key).
 fn create_key_file(path: &Path) -> Result<Created, CryptoError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    private_fs::create_private_dir(dir).map_err(io_error(dir, "creating directory"))?;
-
     let mut raw = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(raw.as_mut())
@@ -283,33 +266,16 @@ fn create_key_file(path: &Path) -> Result<Created, CryptoError> {
             operation: "generating a key",
             source: io::Error::other("the system random number generator failed"),
         })?;
-    let passphrase = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
-
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temp = dir.join(format!(".{KEY_FILE_NAME}.{}.{n}.tmp", std::process::id()));
-    let _ = fs::remove_file(&temp);
-    let result = (|| {
-        let mut file = private_fs::private_options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(io_error(&temp, "creating"))?;
-        file.write_all(passphrase.as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.sync_all())
-            .map_err(io_error(&temp, "writing"))?;
-        match fs::hard_link(&temp, path) {
-            Ok(()) => {
-                // Best effort: the key is already readable through the new name.
-                let _ = private_fs::sync_dir(dir);
-                tracing::info!(path = %path.display(), "generated a new credential key");
-                Ok(Created::Ours)
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Theirs),
-            Err(e) => Err(io_error(path, "creating")(e)),
-        }
-    })();
-    let _ = fs::remove_file(&temp);
-    result
+    let mut content = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
+    content.push('\n');
+    let created =
+        private_fs::create_new(path, content.as_bytes()).map_err(|source| CryptoError::Io {
+            path: path.to_owned(),
+            operation: "creating",
+            source,
+        })?;
+    if created == Created::Ours {
+        tracing::info!(path = %path.display(), "generated a new credential key");
+    }
+    Ok(created)
 }

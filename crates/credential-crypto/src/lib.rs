@@ -20,12 +20,11 @@
 //!
 //! ```
 //! use credential_crypto::CredentialCipher;
-//! use secrecy::ExposeSecret;
 //!
 //! let cipher = CredentialCipher::from_passphrase("test-master-key").unwrap();
 //! // A value the original Python implementation stored:
 //! let stored = "Z0FBQUFBQnJCczE2OTZKeU4zcFlNNkFfN2tlN3I4MjFLVTFKODY3WVNLck9CQ2FtYzNvX2pQYTN6bC1hYzRCN3VQcmxzVjkxY042ajQ4VjhZYkNnYWJQa0QwbnlaclFMSWc9PQ==";
-//! assert_eq!(cipher.decrypt(stored).unwrap().expose_secret(), r#"{"json": true}"#);
+//! assert_eq!(cipher.decrypt(stored).unwrap().expose(), r#"{"json": true}"#);
 //! ```
 
 mod cipher;
@@ -39,11 +38,11 @@ pub use cipher::CredentialCipher;
 pub use derive::{DEFAULT_SALT, FernetKey, PBKDF2_ITERATIONS};
 pub use error::CryptoError;
 pub use global::{
-    DEFAULT_APP_NAME, decrypt_credential, encrypt_credential, global_cipher, rotate_credential,
-    set_global_cipher,
+    decrypt_credential, encrypt_credential, global_cipher, rotate_credential, set_global_cipher,
 };
 pub use keys::{KEY_FILE_NAME, KeyLoader, KeyOrigin, Keyring};
-pub use secrecy::{ExposeSecret, SecretString};
+pub use private_fs::AppName;
+pub use secret_value::Secret;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::*;
@@ -60,7 +59,7 @@ fn decrypts_every_value_the_original_stored() {
         assert_eq!(key.to_base64().as_str(), v["fernet_key"].as_str().unwrap());
         let cipher = CredentialCipher::from_passphrase(passphrase).unwrap();
         let plain = cipher.decrypt(v["stored"].as_str().unwrap()).unwrap();
-        assert_eq!(plain.expose_secret(), v["plaintext"].as_str().unwrap());
+        assert_eq!(plain.expose(), v["plaintext"].as_str().unwrap());
     }
 }
 
@@ -72,13 +71,10 @@ fn encrypt_round_trips_in_the_stored_format() {
         assert!(stored.starts_with("Z0FBQUFB"), "{stored}");
         let token = URL_SAFE.decode(&stored).unwrap();
         assert!(token.starts_with(b"gAAAAA"));
-        assert_eq!(cipher.decrypt(&stored).unwrap().expose_secret(), plain);
+        assert_eq!(cipher.decrypt(&stored).unwrap().expose(), plain);
         // Surrounding whitespace (a trailing newline from a pipe) is ignored.
         assert_eq!(
-            cipher
-                .decrypt(&format!(" {stored}\n"))
-                .unwrap()
-                .expose_secret(),
+            cipher.decrypt(&format!(" {stored}\n")).unwrap().expose(),
             plain
         );
     }
@@ -262,11 +258,11 @@ fn derivation_matches_python_and_is_cached() {
 }
 
 fn loader(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> KeyLoader {
-    let env: Vec<(String, String)> = env
+    let env: Vec<(String, std::ffi::OsString)> = env
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
-    KeyLoader::new("simpletuner")
+    KeyLoader::new(&crate::AppName::default())
         .key_file(dir.path().join("app/credential.key"))
         .env_lookup(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
 }
@@ -281,7 +277,7 @@ fn the_environment_wins_over_the_key_file() {
     let ring = loader(&dir, &[("SIMPLETUNER_CREDENTIAL_KEY", "from-env")])
         .load()
         .unwrap();
-    assert_eq!(ring.current.expose_secret(), "from-env");
+    assert_eq!(ring.current.expose(), "from-env");
     assert_eq!(
         ring.origin,
         KeyOrigin::Environment("SIMPLETUNER_CREDENTIAL_KEY".into())
@@ -295,7 +291,7 @@ fn the_environment_wins_over_the_key_file() {
         .load()
         .unwrap();
     assert!(matches!(ring.origin, KeyOrigin::Generated(_)));
-    assert!(!format!("{ring:?}").contains(ring.current.expose_secret()));
+    assert!(!format!("{ring:?}").contains(ring.current.expose()));
 }
 
 #[test]
@@ -307,13 +303,13 @@ fn a_generated_key_file_is_private_from_the_start_and_reused() {
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&dir.path().join("app")), 0o700);
     assert_eq!(
-        first.current.expose_secret().len(),
+        first.current.expose().len(),
         43,
         "32 bytes, URL-safe base64"
     );
     let again = loader(&dir, &[]).load().unwrap();
     assert_eq!(again.origin, KeyOrigin::File(path.clone()));
-    assert_eq!(again.current.expose_secret(), first.current.expose_secret());
+    assert_eq!(again.current.expose(), first.current.expose());
     let leftovers = fs::read_dir(dir.path().join("app")).unwrap().count();
     assert_eq!(leftovers, 1, "no temporary file is left");
 }
@@ -329,7 +325,7 @@ fn concurrent_first_starts_end_with_one_key() {
                         .load()
                         .unwrap()
                         .current
-                        .expose_secret()
+                        .expose()
                         .to_owned()
                 })
             })
@@ -385,8 +381,8 @@ fn the_key_file_is_trimmed_and_extra_lines_are_previous_keys() {
     )
     .load()
     .unwrap();
-    assert_eq!(ring.current.expose_secret(), "new-pass");
-    let previous: Vec<&str> = ring.previous.iter().map(|p| p.expose_secret()).collect();
+    assert_eq!(ring.current.expose(), "new-pass");
+    let previous: Vec<&str> = ring.previous.iter().map(|p| p.expose()).collect();
     assert_eq!(previous, ["old-pass", "older-pass"]);
 
     let old = CredentialCipher::from_passphrase("old-pass")
@@ -401,10 +397,7 @@ fn the_key_file_is_trimmed_and_extra_lines_are_previous_keys() {
     let rotated = cipher.rotate(&older).unwrap();
     assert!(!cipher.needs_rotation(&rotated).unwrap());
     let current_only = CredentialCipher::from_passphrase("new-pass").unwrap();
-    assert_eq!(
-        current_only.decrypt(&rotated).unwrap().expose_secret(),
-        "v2"
-    );
+    assert_eq!(current_only.decrypt(&rotated).unwrap().expose(), "v2");
     assert!(current_only.decrypt(&older).is_err());
 }
 
@@ -420,7 +413,7 @@ fn the_environment_key_takes_previous_keys_from_the_environment() {
     )
     .load()
     .unwrap();
-    let previous: Vec<&str> = ring.previous.iter().map(|p| p.expose_secret()).collect();
+    let previous: Vec<&str> = ring.previous.iter().map(|p| p.expose()).collect();
     assert_eq!(previous, ["k1", "k0"]);
 }
 
@@ -433,13 +426,35 @@ fn process_wide_functions_use_the_global_cipher() {
             .unwrap(),
     );
     let stored = encrypt_credential("hf_global").unwrap();
-    assert_eq!(
-        decrypt_credential(&stored).unwrap().expose_secret(),
-        "hf_global"
-    );
+    assert_eq!(decrypt_credential(&stored).unwrap().expose(), "hf_global");
     let old = CredentialCipher::from_passphrase("global-old")
         .unwrap()
         .encrypt("v");
     let rotated = rotate_credential(&old).unwrap();
     assert!(!global_cipher().unwrap().needs_rotation(&rotated).unwrap());
+}
+
+#[test]
+fn a_non_utf8_key_variable_is_an_error_not_a_new_key() {
+    use std::os::unix::ffi::OsStringExt;
+    let dir = tempfile::tempdir().unwrap();
+    for variable in [
+        "SIMPLETUNER_CREDENTIAL_KEY",
+        "SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS",
+    ] {
+        let err = KeyLoader::new(&crate::AppName::default())
+            .key_file(dir.path().join("credential.key"))
+            .env_lookup(move |name| {
+                (name == variable).then(|| std::ffi::OsString::from_vec(vec![b'k', 0xff]))
+            })
+            .load()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, CryptoError::Locate(_)), "{text}");
+        assert!(text.contains(variable) && text.contains("UTF-8"), "{text}");
+        assert!(
+            !dir.path().join("credential.key").exists(),
+            "no key generated"
+        );
+    }
 }

@@ -1,137 +1,52 @@
-//! File-system helpers for secret material, shared by the crates that write it.
+//! The one place where the secrets toolkit decides where secret files live and how they are
+//! written. Every crate that touches secret material (the secrets file, the credential key,
+//! the configuration database) uses it and keeps no copy of its own.
+//!
+//! - **Names and places** ([`AppName`], [`home_dir`], [`app_dir`], [`state_dir`],
+//!   [`expand_home`], [`read_var`]): the application name is validated (no path separators),
+//!   `<APP>_` variable names follow one rule, the home directory falls back to the passwd
+//!   entry when `HOME` is unset (as Python's `Path.home()`), and configuration variables that
+//!   are empty count as unset while non-UTF-8 ones are an error.
+//! - **Permissions** ([`create_private_dir`], [`private_options`], [`warn_if_exposed`]):
+//!   directories are created 0700 and files 0600 from creation, so there is no moment at
+//!   which others can read a new file.
+//! - **Writes** ([`write_atomic`], [`create_new`], [`LockFile`], [`temp_path`]): replacing a
+//!   file goes through a private temporary file in the same directory, fsync, rename and a
+//!   directory fsync, so a reader or a crash sees the old or the new content, never a mix;
+//!   creating a file that must not be overwritten publishes it complete with a hard link;
+//!   lock files are opened without following symlinks.
+//! - **Async** (feature `tokio`): [`unblock`] runs blocking file work on tokio's blocking pool.
 //!
 //! ```
-//! use std::io::Write;
-//!
 //! let dir = tempfile::tempdir().unwrap();
-//! let app = dir.path().join("app");
-//! private_fs::create_private_dir(&app).unwrap();
-//! let mut file = private_fs::private_options()
-//!     .write(true)
-//!     .create_new(true)
-//!     .open(app.join("token"))
-//!     .unwrap();
-//! file.write_all(b"s3cr3t").unwrap();
+//! let path = dir.path().join("app").join("token");
+//! private_fs::write_atomic(&path, b"s3cr3t").unwrap();
+//! assert_eq!(std::fs::read(&path).unwrap(), b"s3cr3t");
 //! # #[cfg(unix)] {
 //! use std::os::unix::fs::PermissionsExt;
-//! assert_eq!(std::fs::metadata(&app).unwrap().permissions().mode() & 0o777, 0o700);
-//! assert_eq!(std::fs::metadata(app.join("token")).unwrap().permissions().mode() & 0o777, 0o600);
+//! assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+//! assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-use std::fs::{self, OpenOptions};
-use std::io;
-use std::path::Path;
+mod lock;
+mod names;
+mod perms;
+#[cfg(feature = "tokio")]
+mod unblock;
+mod write;
 
-/// `OpenOptions` that create files with mode 0600 (on Unix), so there is no moment at which
-/// a new file is readable by others. Set the access flags as usual.
-pub fn private_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-}
+pub use lock::LockFile;
+pub use names::{
+    AppName, DEFAULT_APP_NAME, InvalidAppName, LocateError, app_dir, expand_home, home_dir,
+    read_var, state_dir,
+};
+pub use perms::{create_private_dir, is_exposed, private_options, sync_dir, warn_if_exposed};
+#[cfg(feature = "tokio")]
+pub use unblock::unblock;
+pub use write::{Created, create_new, create_temp, is_temp_of, temp_path, write_atomic};
 
-/// Creates `dir` and missing parents with mode 0700; an existing directory is left as it is.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// Makes a rename or a new directory entry in `dir` durable (a no-op where directories
-/// cannot be synced).
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
-/// Whether a file's permissions let group or others in (always false off Unix).
-pub fn is_exposed(meta: &fs::Metadata) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.permissions().mode() & 0o077 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        false
-    }
-}
-
-/// Logs a warning naming `what` and the path when the file is accessible by group or others.
-pub fn warn_if_exposed(path: &Path, meta: &fs::Metadata, what: &str) {
-    if is_exposed(meta) {
-        #[cfg(unix)]
-        let mode = {
-            use std::os::unix::fs::PermissionsExt;
-            meta.permissions().mode() & 0o777
-        };
-        #[cfg(not(unix))]
-        let mode = 0;
-        tracing::warn!(
-            path = %path.display(),
-            mode = format_args!("{mode:o}"),
-            "{what} is accessible by group or others; run chmod 600 on it"
-        );
-    }
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[test]
-    fn exposure_follows_group_and_other_bits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        fs::write(&path, "x").unwrap();
-        for (mode, exposed) in [(0o600, false), (0o640, true), (0o604, true), (0o400, false)] {
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            assert_eq!(
-                is_exposed(&fs::metadata(&path).unwrap()),
-                exposed,
-                "{mode:o}"
-            );
-        }
-    }
-
-    #[test]
-    fn existing_directories_keep_their_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        create_private_dir(dir.path()).unwrap();
-        let mode = fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o755);
-        let nested = dir.path().join("a/b");
-        create_private_dir(&nested).unwrap();
-        for d in [dir.path().join("a"), nested] {
-            assert_eq!(
-                fs::metadata(&d).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
-        }
-        sync_dir(dir.path()).unwrap();
-    }
-}
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -318,7 +318,13 @@ fn doctor_reports_every_provider() {
     sb.write("secrets.json", "{broken");
     let r = sb.run(&["doctor"], &[]);
     assert_eq!(r.code, 3);
-    assert!(r.stdout.contains("cannot parse"), "{}", r.stdout);
+    assert!(r.stdout.contains("malformed content"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("not compiled into this build (cargo feature `aws`)"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A sentinel value is set in the environment and in the file; every command runs with
@@ -474,4 +480,126 @@ fn crypto_rotate_moves_a_value_to_the_current_key() {
             .code,
         4
     );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let sb = Sandbox::new();
+    sb.write("secrets.json", r#"{"K": "v"}"#);
+    for args in [
+        vec!["doctor"],
+        vec!["doctor", "--json"],
+        vec!["get", "K"],
+        vec!["get", "K", "--json"],
+    ] {
+        // The reader is gone before the first write, as with `secrets doctor | head -0`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = sb
+            .command(&args, &[])
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn crypto_ignores_the_chain_options() {
+    let sb = Sandbox::new();
+    let env = [("SIMPLETUNER_CREDENTIAL_KEY", "chain-options-test")];
+    // `aws` is not compiled into this binary; crypto does not build the chain.
+    let r = sb.run_with_stdin(&["--providers", "aws", "crypto", "encrypt"], &env, "x\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("Z0FBQUFB"), "{}", r.stdout);
+    let r = sb.run(&["--providers", "aws", "get", "K"], &[]);
+    assert_eq!(
+        r.code, 2,
+        "the chain commands still refuse it: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("enable the `aws` feature"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn crypto_help_shows_only_its_options_and_where_the_key_comes_from() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["crypto", "--help"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for absent in ["--providers", "--secrets-file", "--env-prefix"] {
+        assert!(!r.stdout.contains(absent), "{absent} in: {}", r.stdout);
+    }
+    for present in ["--app", "CREDENTIAL_KEY", "credential.key"] {
+        assert!(
+            r.stdout.contains(present),
+            "{present} missing: {}",
+            r.stdout
+        );
+    }
+    // The chain options are still accepted before and after the chain commands.
+    let r = sb.run(&["get", "--help"], &[]);
+    assert!(r.stdout.contains("--providers"), "{}", r.stdout);
+}
+
+#[test]
+fn the_app_name_cannot_escape_the_home_directory() {
+    let sb = Sandbox::new();
+    let outside = sb.home.path().parent().unwrap().join("escape");
+    for app in ["x/../../escape", "../escape", ".", "", "a b"] {
+        let r = sb.run(&["--app", app, "set", "K", "v"], &[]);
+        assert_eq!(r.code, 2, "{app:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("invalid application name"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!outside.exists());
+    let entries: Vec<_> = fs::read_dir(sb.home.path()).unwrap().collect();
+    assert!(entries.is_empty(), "nothing written in HOME: {entries:?}");
+}
+
+/// The home directory of the user running the tests, from /etc/passwd.
+fn passwd_home() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::NamedTempFile::new().unwrap();
+    let uid = fs::metadata(probe.path()).unwrap().uid().to_string();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(uid.as_str()))
+        .expect("the test user has a passwd entry");
+    PathBuf::from(line.split(':').nth(5).unwrap())
+}
+
+#[test]
+fn without_home_the_passwd_entry_is_used() {
+    let sb = Sandbox::new();
+    let out = sb
+        .command(&["doctor", "--json"], &[])
+        .env_remove("HOME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r = finish(out);
+    let report = json(&r);
+    let file = &report["providers"][1];
+    assert_eq!(file["name"], "file");
+    let expected = passwd_home().join(".simpletuner");
+    assert!(
+        file["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(expected.to_str().unwrap()))
+            || expected.join("secrets.json").exists(),
+        "{report}"
+    );
+    assert_eq!(file["configured"], true, "{report}");
 }

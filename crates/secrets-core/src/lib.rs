@@ -21,17 +21,16 @@ mod error;
 mod manager;
 mod memory;
 mod provider;
-mod secret;
 
 pub use async_trait::async_trait;
-pub use error::{BoxError, ProviderError, SecretsError};
+pub use error::{BoxError, ErrorKind, Location, ProviderError, SecretsError};
 pub use manager::{
     CLOUD_WEBHOOK_SECRET, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, HF_TOKEN, ProviderHealth,
     REPLICATE_API_TOKEN, Resolved, SecretsManager, SecretsManagerBuilder,
 };
 pub use memory::MemoryProvider;
 pub use provider::SecretProvider;
-pub use secret::Secret;
+pub use secret_value::Secret;
 pub use ttl_cache::{CacheStats, Clock, ManualClock, SystemClock};
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ttl_cache::{CacheStats, TtlCache};
 
-use crate::{Clock, ProviderError, Secret, SecretProvider, SecretsError};
+use crate::{Clock, ErrorKind, ProviderError, Secret, SecretProvider, SecretsError};
 
 /// How long a resolved value is served from memory unless configured otherwise.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -45,8 +45,10 @@ pub struct ProviderHealth {
     pub reachable: bool,
     /// How long the health check took.
     pub latency: Duration,
-    /// The health check's error, if any (never contains a secret value).
+    /// The health check's error message, if any (never contains a secret value).
     pub error: Option<String>,
+    /// The kind of the health check's error, if any.
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// Resolves secrets through an ordered chain of providers.
@@ -239,6 +241,7 @@ impl SecretsManager {
                 available,
                 reachable: result.is_ok(),
                 latency: started.elapsed(),
+                error_kind: result.as_ref().err().map(ProviderError::kind),
                 error: result.err().map(|e| e.to_string()),
             });
         }

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::{ProviderError, Secret, SecretProvider};
+use crate::{ErrorKind, ProviderError, Secret, SecretProvider};
 
 /// A writable provider that keeps values in memory. It can be told to fail, which makes it
 /// handy for testing how a chain behaves when a backend is down.
@@ -47,7 +47,8 @@ impl MemoryProvider {
         self.available.store(available, Ordering::SeqCst);
     }
 
-    /// Makes every operation fail with [`ProviderError::Backend`] while `failing` is true.
+    /// Makes every operation fail with an [`ErrorKind::Unavailable`] error while `failing`
+    /// is true.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
@@ -63,11 +64,11 @@ impl MemoryProvider {
 
     fn check(&self) -> Result<(), ProviderError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(ProviderError::Backend {
-                provider: self.name.clone(),
-                message: "simulated failure".into(),
-                source: None,
-            });
+            return Err(ProviderError::new(
+                self.name.clone(),
+                ErrorKind::Unavailable,
+                "simulated failure",
+            ));
         }
         Ok(())
     }

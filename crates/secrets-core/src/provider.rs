@@ -8,7 +8,7 @@ use crate::{ProviderError, Secret};
 ///
 /// Reads are mandatory; writes are a capability: a provider that supports them overrides
 /// [`supports_writes`](Self::supports_writes), [`set`](Self::set) and
-/// [`delete`](Self::delete). The defaults answer [`ProviderError::ReadOnly`].
+/// [`delete`](Self::delete). The defaults answer an [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly) error.
 #[async_trait]
 pub trait SecretProvider: Send + Sync + std::fmt::Debug {
     /// Short stable name used in provenance, logs and the CLI (`env`, `file`, `aws`, `vault`).
@@ -31,19 +31,15 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
 
     /// Stores a value under a key.
     async fn set(&self, key: &str, _value: &Secret) -> Result<(), ProviderError> {
-        Err(ProviderError::ReadOnly {
-            provider: self.name().to_owned(),
-            operation: "set",
-            key: key.to_owned(),
-        })
+        Err(ProviderError::read_only(self.name().to_owned(), "set", key))
     }
 
     /// Removes a key; `Ok(true)` when it existed.
     async fn delete(&self, key: &str) -> Result<bool, ProviderError> {
-        Err(ProviderError::ReadOnly {
-            provider: self.name().to_owned(),
-            operation: "delete",
-            key: key.to_owned(),
-        })
+        Err(ProviderError::read_only(
+            self.name().to_owned(),
+            "delete",
+            key,
+        ))
     }
 }

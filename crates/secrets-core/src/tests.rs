@@ -185,9 +185,10 @@ impl SecretProvider for ReadOnly {
 #[tokio::test]
 async fn read_only_providers_refuse_writes_clearly() {
     let err = ReadOnly.set("K", &Secret::new("v")).await.unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::ReadOnly);
     assert_eq!(
         err.to_string(),
-        "provider `ro` is read-only: cannot set key `K`"
+        "provider `ro`: read-only for key `K`: this provider cannot set keys"
     );
     let m = SecretsManager::builder()
         .provider(Arc::new(ReadOnly))

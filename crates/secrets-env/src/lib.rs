@@ -12,17 +12,21 @@
 //! The provider is read-only: writing the process environment would race with other threads
 //! and would not outlive the process.
 //!
+//! Normalisation is for environment variables only: the file, AWS and Vault providers match
+//! keys exactly.
+//!
 //! ```
-//! use secrets_env::{EnvProvider, normalize_key};
+//! use secrets_env::{EnvProvider, EnvSettings, normalize_key};
 //!
 //! assert_eq!(normalize_key("hf-token"), "HF_TOKEN");
-//! let env = EnvProvider::with_prefix("MYAPP");
+//! let env = EnvProvider::new(EnvSettings::with_prefix("MYAPP"));
 //! assert_eq!(env.variable_name("api.key"), "MYAPP_API_KEY");
 //! ```
 
 use std::ffi::OsString;
 
-use secrets_core::{ProviderError, Secret, SecretProvider, async_trait};
+use private_fs::AppName;
+use secrets_core::{ErrorKind, Location, ProviderError, Secret, SecretProvider, async_trait};
 
 /// The provider name used in provenance and errors.
 pub const PROVIDER_NAME: &str = "env";
@@ -37,6 +41,33 @@ pub fn normalize_key(key: &str) -> String {
         .collect()
 }
 
+/// Settings of the environment provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvSettings {
+    /// Prefix of the variables (`PREFIX_KEY`); none by default, as in the original.
+    pub prefix: Option<String>,
+}
+
+impl EnvSettings {
+    /// Settings with a prefix.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: Some(prefix.into()),
+        }
+    }
+
+    /// The settings an application gets from its configuration variables. The environment
+    /// provider has none of its own (the prefix is set explicitly, for example with the
+    /// CLI's `--env-prefix`), so this is the default; it exists so that every provider is
+    /// configured the same way.
+    pub fn from_lookup(
+        _app: &AppName,
+        _lookup: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, ProviderError> {
+        Ok(Self::default())
+    }
+}
+
 /// Reads secrets from the process environment.
 #[derive(Debug, Clone, Default)]
 pub struct EnvProvider {
@@ -44,18 +75,14 @@ pub struct EnvProvider {
 }
 
 impl EnvProvider {
-    /// A provider without prefix.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A provider reading `PREFIX_KEY`; the prefix is normalised like keys. An empty prefix
-    /// means no prefix.
-    pub fn with_prefix(prefix: impl AsRef<str>) -> Self {
-        let prefix = normalize_key(prefix.as_ref().trim_end_matches('_'));
-        Self {
-            prefix: (!prefix.is_empty()).then_some(prefix),
-        }
+    /// A provider with these settings; the prefix is normalised like keys, and an empty
+    /// prefix means no prefix.
+    pub fn new(settings: EnvSettings) -> Self {
+        let prefix = settings
+            .prefix
+            .map(|p| normalize_key(p.trim_end_matches('_')))
+            .filter(|p| !p.is_empty());
+        Self { prefix }
     }
 
     /// The prefix, if any.
@@ -103,12 +130,13 @@ fn interpret(
         Some(raw) if raw.is_empty() => Ok(None),
         Some(raw) => match raw.into_string() {
             Ok(value) => Ok(Some(Secret::new(value))),
-            Err(_) => Err(ProviderError::InvalidValue {
-                provider: PROVIDER_NAME.to_owned(),
-                path: format!("${variable}").into(),
-                key: key.to_owned(),
-                reason: "the environment variable is not valid UTF-8".to_owned(),
-            }),
+            Err(_) => Err(ProviderError::new(
+                PROVIDER_NAME,
+                ErrorKind::InvalidValue,
+                "the value is not valid UTF-8",
+            )
+            .with_key(key)
+            .with_location(Location::Variable(variable.to_owned()))),
         },
     }
 }
@@ -132,13 +160,14 @@ mod tests {
 
     #[test]
     fn prefixes_are_joined_with_an_underscore() {
+        let with = |p: &str| EnvProvider::new(EnvSettings::with_prefix(p));
         assert_eq!(
-            EnvProvider::with_prefix("simpletuner").variable_name("hf-token"),
+            with("simpletuner").variable_name("hf-token"),
             "SIMPLETUNER_HF_TOKEN"
         );
-        assert_eq!(EnvProvider::with_prefix("APP_").variable_name("k"), "APP_K");
-        assert_eq!(EnvProvider::with_prefix("").variable_name("k"), "K");
-        assert_eq!(EnvProvider::new().prefix(), None);
+        assert_eq!(with("APP_").variable_name("k"), "APP_K");
+        assert_eq!(with("").variable_name("k"), "K");
+        assert_eq!(EnvProvider::default().prefix(), None);
     }
 
     #[test]
@@ -158,9 +187,10 @@ mod tests {
     fn non_utf8_is_an_error_naming_the_variable() {
         use std::os::unix::ffi::OsStringExt;
         let err = interpret("k", "K", Some(OsString::from_vec(vec![0xff, 0xfe]))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
         assert_eq!(
             err.to_string(),
-            "provider `env`: key `k` in $K: the environment variable is not valid UTF-8"
+            "provider `env`: invalid value for key `k` in variable $K: the value is not valid UTF-8"
         );
     }
 
@@ -168,7 +198,7 @@ mod tests {
     async fn reads_the_process_environment() {
         // Edition 2024 makes set_var unsafe and this workspace forbids unsafe code, so this
         // reads variables every process has; the CLI tests set variables per child process.
-        let env = EnvProvider::new();
+        let env = EnvProvider::default();
         assert!(
             env.get("PATH")
                 .await

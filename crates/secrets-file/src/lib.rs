@@ -5,12 +5,13 @@
 //! - **Keys** match exactly. String values are returned as is, numbers and booleans as their
 //!   text; `null`, sequences and mappings are an error for that key naming the file.
 //! - **Location**: [`FileProvider::new`] takes a path, honoured even before the file exists
-//!   (writes create it); [`FileProvider::for_app`] uses the first existing of
+//!   (writes create it); [`FileProvider::from_settings`] uses the configured path
+//!   ([`FileSettings`], `<APP>_SECRETS_FILE`) or else the first existing of
 //!   `~/.<app>/secrets.json`, `secrets.yaml`, `secrets.yml`, else `secrets.json`.
 //! - **Freshness**: each lookup stats the file and re-reads it only when its identity (inode),
 //!   size or modification time changed, so edits are seen without a restart.
 //! - **Errors**: a malformed file, or a top level that is not a mapping, is a
-//!   [`ProviderError::Parse`] naming the file and line/column; no error carries a value.
+//!   [`ErrorKind::Malformed`] error naming the file and line/column; no error carries a value.
 //! - **Writes** are atomic and locked (see [`FileProvider::set`](secrets_core::SecretProvider::set)):
 //!   two processes writing different keys lose nothing; the file is 0600 from creation and a
 //!   missing directory is created 0700. Comments in a YAML file are not preserved by writes.
@@ -35,16 +36,18 @@ mod parse;
 mod write;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use secrets_core::{ProviderError, Secret, SecretProvider, async_trait};
+use private_fs::{AppName, LocateError};
+use secrets_core::{ErrorKind, Location, ProviderError, Secret, SecretProvider, async_trait};
 use zeroize::Zeroizing;
 
-use parse::{Entry, ParseFailure};
+use parse::{Entry, ParseFailure, text_position};
 use write::Change;
 
 /// The provider name used in provenance and errors.
@@ -74,19 +77,50 @@ impl Format {
     }
 }
 
-/// The user's home directory, from `HOME` (or `USERPROFILE` on Windows).
-pub fn home_dir() -> Option<PathBuf> {
-    ["HOME", "USERPROFILE"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .find(|v| !v.is_empty())
-        .map(PathBuf::from)
+/// The candidate default paths of an application, in lookup order:
+/// `~/.<app>/secrets.json`, `secrets.yaml`, `secrets.yml`.
+pub fn default_paths(app: &AppName) -> Result<Vec<PathBuf>, LocateError> {
+    let dir = private_fs::app_dir(app)?;
+    Ok(DEFAULT_FILE_NAMES.iter().map(|n| dir.join(n)).collect())
 }
 
-/// The candidate default paths for an application, in lookup order.
-pub fn default_paths(app: &str) -> Option<Vec<PathBuf>> {
-    let dir = home_dir()?.join(format!(".{app}"));
-    Some(DEFAULT_FILE_NAMES.iter().map(|n| dir.join(n)).collect())
+/// Settings of the file provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The secrets file; `None` means the first existing of the [`default_paths`], else
+    /// `~/.<app>/secrets.json`. A leading `~` is expanded.
+    pub path: Option<PathBuf>,
+}
+
+impl FileSettings {
+    /// Settings naming a file.
+    pub fn with_path(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+        }
+    }
+
+    /// The settings an application gets from its configuration variables: the file from
+    /// `<APP>_SECRETS_FILE` (`SIMPLETUNER_SECRETS_FILE`), if set and not empty.
+    pub fn from_lookup(
+        app: &AppName,
+        lookup: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, ProviderError> {
+        let variable = app.var(SECRETS_FILE_VAR_SUFFIX);
+        let path = private_fs::read_var(lookup, &variable)
+            .map_err(|e| misconfigured(e, Location::Variable(variable.clone())))?;
+        Ok(Self {
+            path: path.map(PathBuf::from),
+        })
+    }
+}
+
+/// The suffix of the variable naming the secrets file: `<APP>_SECRETS_FILE`.
+pub const SECRETS_FILE_VAR_SUFFIX: &str = "SECRETS_FILE";
+
+fn misconfigured(error: LocateError, location: Location) -> ProviderError {
+    ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, error.to_string())
+        .with_location(location)
 }
 
 /// Reads and writes secrets in a JSON or YAML file.
@@ -149,17 +183,31 @@ impl FileProvider {
         }
     }
 
-    /// The default file of an application: the first existing of `~/.<app>/secrets.json`,
-    /// `secrets.yaml`, `secrets.yml`, else `~/.<app>/secrets.json`. `None` without a home
-    /// directory.
-    pub fn for_app(app: &str) -> Option<Self> {
-        let candidates = default_paths(app)?;
-        let path = candidates
-            .iter()
-            .find(|p| p.is_file())
-            .unwrap_or(&candidates[0])
-            .clone();
-        Some(Self::new(path))
+    /// The provider an application's settings describe: the configured file (with a leading
+    /// `~` expanded), or the first existing of the [`default_paths`], else
+    /// `~/.<app>/secrets.json`. Without a home directory to find it in, a
+    /// [`ErrorKind::Misconfigured`] error.
+    pub fn from_settings(app: &AppName, settings: &FileSettings) -> Result<Self, ProviderError> {
+        let path = match &settings.path {
+            Some(path) => {
+                private_fs::expand_home(path).map_err(|e| misconfigured(e, Location::file(path)))?
+            }
+            None => {
+                let candidates = default_paths(app).map_err(|e| {
+                    ProviderError::new(
+                        PROVIDER_NAME,
+                        ErrorKind::Misconfigured,
+                        format!("cannot locate the default secrets file: {e}"),
+                    )
+                })?;
+                candidates
+                    .iter()
+                    .find(|p| p.is_file())
+                    .unwrap_or(&candidates[0])
+                    .clone()
+            }
+        };
+        Ok(Self::new(path))
     }
 
     /// The file this provider reads and writes.
@@ -180,12 +228,12 @@ impl FileProvider {
     }
 
     fn io_error(&self, operation: &'static str, source: io::Error) -> ProviderError {
-        ProviderError::Io {
-            provider: PROVIDER_NAME.to_owned(),
+        ProviderError::io(
+            PROVIDER_NAME,
             operation,
-            path: self.inner.path.clone(),
+            Location::file(&self.inner.path),
             source,
-        }
+        )
     }
 
     /// Runs `f` on the current content of the file, re-reading it only when it changed.
@@ -217,24 +265,17 @@ impl FileProvider {
             };
             let content = match std::str::from_utf8(&bytes) {
                 Ok(text) => parse::parse(self.inner.format, text),
-                Err(_) => Err(ParseFailure {
-                    line: None,
-                    column: None,
-                    message: "the file is not valid UTF-8".to_owned(),
-                }),
+                Err(e) => Err(ParseFailure::not_utf8(text_position(
+                    &bytes,
+                    e.valid_up_to(),
+                ))),
             };
             tracing::debug!(path = %path.display(), ok = content.is_ok(), "secrets file (re)loaded");
             *loaded = Some(Loaded { stamp, content });
         }
         match loaded.as_ref().map(|l| &l.content) {
             Some(Ok(map)) => f(map).map(Some),
-            Some(Err(failure)) => Err(ProviderError::Parse {
-                provider: PROVIDER_NAME.to_owned(),
-                path: path.clone(),
-                line: failure.line,
-                column: failure.column,
-                message: failure.message.clone(),
-            }),
+            Some(Err(failure)) => Err(failure.to_error(path)),
             None => Ok(None),
         }
     }
@@ -244,14 +285,13 @@ impl FileProvider {
         let found = self.with_content(|map| match map.get(key) {
             None => Ok(None),
             Some(Entry::Text(value)) => Ok(Some(value.clone())),
-            Some(Entry::Unsupported(kind)) => Err(ProviderError::InvalidValue {
-                provider: PROVIDER_NAME.to_owned(),
-                path: self.inner.path.clone(),
-                key: key.to_owned(),
-                reason: format!(
-                    "the value is {kind}; only strings, numbers and booleans can be secrets"
-                ),
-            }),
+            Some(Entry::Unsupported(kind)) => Err(ProviderError::new(
+                PROVIDER_NAME,
+                ErrorKind::InvalidValue,
+                format!("the value is {kind}; only strings, numbers and booleans can be secrets"),
+            )
+            .with_key(key)
+            .with_location(Location::file(&self.inner.path))),
         })?;
         Ok(found.flatten())
     }
@@ -280,18 +320,15 @@ impl FileProvider {
         result
     }
 
+    /// Runs blocking file work off the async runtime's threads.
     async fn off_thread<T: Send + 'static>(
         &self,
         f: impl FnOnce(FileProvider) -> Result<T, ProviderError> + Send + 'static,
     ) -> Result<T, ProviderError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(this))
+        private_fs::unblock(move || f(this))
             .await
-            .map_err(|e| ProviderError::Backend {
-                provider: PROVIDER_NAME.to_owned(),
-                message: "the file write task did not complete".to_owned(),
-                source: Some(Box::new(e)),
-            })?
+            .map_err(|e| self.io_error("running the file task", e))?
     }
 }
 
@@ -307,18 +344,23 @@ impl SecretProvider for FileProvider {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
-        self.get_blocking(key)
+        let key = key.to_owned();
+        self.off_thread(move |this| this.get_blocking(&key)).await
     }
 
-    /// Reads and parses the file; a missing file is reported as unavailable.
+    /// Reads and parses the file; a missing file is reported as not found.
     async fn health(&self) -> Result<(), ProviderError> {
-        match self.with_content(|_| Ok(()))? {
-            Some(()) => Ok(()),
-            None => Err(ProviderError::Unavailable {
-                provider: PROVIDER_NAME.to_owned(),
-                reason: format!("{} does not exist", self.inner.path.display()),
-            }),
-        }
+        let found = self
+            .off_thread(|this| this.with_content(|_| Ok(())))
+            .await?;
+        found.ok_or_else(|| {
+            ProviderError::new(
+                PROVIDER_NAME,
+                ErrorKind::NotFound,
+                "the file does not exist",
+            )
+            .with_location(Location::file(&self.inner.path))
+        })
     }
 
     fn supports_writes(&self) -> bool {

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use secrets_core::{ProviderError, Secret, SecretProvider};
+use secrets_core::{ErrorKind, Location, Secret, SecretProvider};
 use tempfile::TempDir;
 
 use crate::{FileProvider, Format};
@@ -59,7 +59,8 @@ fn unsupported_values_are_an_error_naming_file_and_key() {
     let (_d, p) = setup("s.json", Some(r#"{"n": null, "list": ["x"], "ok": "v"}"#));
     let err = p.get_blocking("list").unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, ProviderError::InvalidValue { .. }));
+    assert_eq!(err.kind(), ErrorKind::InvalidValue);
+    assert_eq!(err.key(), Some("list"));
     assert!(
         text.contains("`list`") && text.contains("s.json") && text.contains("a sequence"),
         "{text}"
@@ -77,12 +78,14 @@ fn unsupported_values_are_an_error_naming_file_and_key() {
 fn malformed_files_name_file_and_position_and_recover_after_a_fix() {
     let (d, p) = setup("s.json", Some("{\n  \"a\": \"sentinel-x\",\n  \"b\"\n}\n"));
     let err = p.get_blocking("a").unwrap_err();
-    let ProviderError::Parse { line, path, .. } = &err else {
-        panic!("expected a parse error, got {err}");
-    };
+    assert_eq!(err.kind(), ErrorKind::Malformed);
     assert_eq!(
-        (*line, path.as_path()),
-        (Some(4), d.path().join("s.json").as_path())
+        err.location(),
+        Some(&Location::file_at(
+            d.path().join("s.json"),
+            Some(4),
+            Some(1)
+        ))
     );
     assert!(!err.to_string().contains("sentinel"), "{err}");
     fs::write(d.path().join("s.json"), r#"{"a": "fixed"}"#).unwrap();
@@ -217,12 +220,51 @@ fn concurrent_writers_in_one_process_lose_nothing() {
 #[tokio::test]
 async fn health_reads_the_file() {
     let (d, p) = setup("s.json", None);
-    assert!(matches!(
-        p.health().await,
-        Err(ProviderError::Unavailable { .. })
-    ));
+    assert_eq!(p.health().await.unwrap_err().kind(), ErrorKind::NotFound);
     fs::write(d.path().join("s.json"), "{").unwrap();
-    assert!(matches!(p.health().await, Err(ProviderError::Parse { .. })));
+    assert_eq!(p.health().await.unwrap_err().kind(), ErrorKind::Malformed);
     fs::write(d.path().join("s.json"), "{}").unwrap();
     p.health().await.unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn settings_come_from_the_app_variable_and_reject_non_utf8() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    use private_fs::AppName;
+
+    use crate::FileSettings;
+
+    let app = AppName::new("my-app").unwrap();
+    let lookup = |name: &str| (name == "MY_APP_SECRETS_FILE").then(|| OsString::from("/x/s.yaml"));
+    assert_eq!(
+        FileSettings::from_lookup(&app, &lookup).unwrap(),
+        FileSettings::with_path("/x/s.yaml")
+    );
+    let empty = |_: &str| Some(OsString::new());
+    assert_eq!(FileSettings::from_lookup(&app, &empty).unwrap().path, None);
+    let bad = |_: &str| Some(OsString::from_vec(vec![b'/', 0xff]));
+    let err = FileSettings::from_lookup(&app, &bad).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Misconfigured);
+    assert_eq!(
+        err.location(),
+        Some(&Location::Variable("MY_APP_SECRETS_FILE".into()))
+    );
+}
+
+#[test]
+fn settings_paths_expand_the_home_directory_and_default_to_the_app_dir() {
+    use private_fs::AppName;
+
+    use crate::FileSettings;
+
+    let app = AppName::new("secrets-file-test-app").unwrap();
+    let home = private_fs::home_dir().expect("the tests run with a home directory");
+    let p = FileProvider::from_settings(&app, &FileSettings::with_path("~/x/s.yml")).unwrap();
+    assert_eq!(p.path(), home.join("x/s.yml"));
+    assert_eq!(p.format(), Format::Yaml);
+    let p = FileProvider::from_settings(&app, &FileSettings::default()).unwrap();
+    assert_eq!(p.path(), home.join(".secrets-file-test-app/secrets.json"));
 }

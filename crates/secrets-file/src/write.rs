@@ -2,21 +2,19 @@
 //!
 //! A write is a read-modify-write of the whole document under an exclusive advisory lock on a
 //! side file (`.<name>.lock`; locking the document itself would not work, as the rename
-//! replaces it). The new content goes to a temporary file in the same directory, created with
-//! mode 0600 from the start, is fsynced, renamed over the document, and the directory is
-//! fsynced. A reader therefore sees the old or the new document, never a mix, and a crash
-//! leaves one of the two.
+//! replaces it). The new content replaces the document atomically through
+//! [`private_fs::write_atomic`] (0600 temporary file, fsync, rename, directory fsync), so a
+//! reader sees the old or the new document, never a mix, and a crash leaves one of the two.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use private_fs::{create_private_dir, private_options, sync_dir};
-use secrets_core::{ProviderError, Secret};
+use private_fs::{LockFile, create_private_dir};
+use secrets_core::{ErrorKind, Location, ProviderError, Secret};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::parse::{json_failure, yaml_failure};
+use crate::parse::{ParseFailure, json_failure, text_position, yaml_failure};
 use crate::{Format, PROVIDER_NAME};
 
 /// What a write does to the document.
@@ -27,12 +25,7 @@ pub(crate) enum Change<'a> {
 }
 
 fn io_error(operation: &'static str, path: &Path, source: io::Error) -> ProviderError {
-    ProviderError::Io {
-        provider: PROVIDER_NAME.to_owned(),
-        operation,
-        path: path.to_owned(),
-        source,
-    }
+    ProviderError::io(PROVIDER_NAME, operation, Location::file(path), source)
 }
 
 /// Applies a change; returns whether the key existed before.
@@ -46,16 +39,10 @@ pub(crate) fn apply(
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
-    create_private_dir(&dir).map_err(|e| io_error("creating directory", &dir, e))?;
+    create_private_dir(&dir).map_err(|e| io_error("creating the directory", &dir, e))?;
     let lock_path = dir.join(format!(".{}.lock", file_name(path)));
-    let lock = private_options()
-        .write(true)
-        .truncate(false)
-        .create(true)
-        .open(&lock_path)
-        .map_err(|e| io_error("opening lock file", &lock_path, e))?;
-    lock.lock()
-        .map_err(|e| io_error("locking", &lock_path, e))?;
+    let lock =
+        LockFile::acquire(&lock_path).map_err(|e| io_error("locking the file", &lock_path, e))?;
 
     let current = match fs::read(path) {
         Ok(bytes) => Zeroizing::new(bytes),
@@ -67,7 +54,7 @@ pub(crate) fn apply(
     // Deleting an absent key changes nothing, so the file is left alone.
     if existed || matches!(change, Change::Set(_)) {
         let bytes = document.serialize(path)?;
-        write_atomically(path, &dir, &bytes)?;
+        private_fs::write_atomic(path, &bytes).map_err(|e| io_error("replacing", path, e))?;
     }
     // The lock is released when `lock` is dropped (also on the error paths above).
     drop(lock);
@@ -94,15 +81,24 @@ enum Tree {
 
 impl Document {
     fn parse(format: Format, bytes: &[u8], path: &Path) -> Result<Self, ProviderError> {
-        let parse_error = |line, column, message: String| ProviderError::Parse {
-            provider: PROVIDER_NAME.to_owned(),
-            path: path.to_owned(),
-            line,
-            column,
-            message: format!("{message}; refusing to overwrite the file"),
+        let refuse = |failure: ParseFailure| {
+            ParseFailure {
+                message: format!("{}; refusing to overwrite the file", failure.message),
+                ..failure
+            }
+            .to_error(path)
         };
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| parse_error(None, None, "the file is not valid UTF-8".to_owned()))?;
+        let not_a_mapping = || ParseFailure {
+            line: None,
+            column: None,
+            message: "the top level is not a mapping".to_owned(),
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            refuse(ParseFailure::not_utf8(text_position(
+                bytes,
+                e.valid_up_to(),
+            )))
+        })?;
         let tree = if text.trim().is_empty() {
             match format {
                 Format::Json => Tree::Json(serde_json::Map::new()),
@@ -114,32 +110,18 @@ impl Document {
                     Ok(serde_json::Value::Object(map)) => Tree::Json(map),
                     Ok(mut other) => {
                         wipe_json(&mut other);
-                        return Err(parse_error(
-                            None,
-                            None,
-                            "the top level is not a mapping".into(),
-                        ));
+                        return Err(refuse(not_a_mapping()));
                     }
-                    Err(e) => {
-                        let f = json_failure(&e);
-                        return Err(parse_error(f.line, f.column, f.message));
-                    }
+                    Err(e) => return Err(refuse(json_failure(&e))),
                 },
                 Format::Yaml => match serde_yaml::from_str::<serde_yaml::Value>(text) {
                     Ok(serde_yaml::Value::Mapping(map)) => Tree::Yaml(map),
                     Ok(serde_yaml::Value::Null) => Tree::Yaml(serde_yaml::Mapping::new()),
                     Ok(mut other) => {
                         wipe_yaml(&mut other);
-                        return Err(parse_error(
-                            None,
-                            None,
-                            "the top level is not a mapping".into(),
-                        ));
+                        return Err(refuse(not_a_mapping()));
                     }
-                    Err(e) => {
-                        let f = yaml_failure(&e);
-                        return Err(parse_error(f.line, f.column, f.message));
-                    }
+                    Err(e) => return Err(refuse(yaml_failure(&e))),
                 },
             }
         };
@@ -169,17 +151,17 @@ impl Document {
 
     fn serialize(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         let text = match &self.tree {
-            Tree::Json(map) => serde_json::to_string_pretty(map)
-                .map(|s| s + "\n")
-                .map_err(|e| e.to_string()),
-            Tree::Yaml(map) => serde_yaml::to_string(map).map_err(|e| e.to_string()),
-        }
-        .map_err(|e| ProviderError::Parse {
-            provider: PROVIDER_NAME.to_owned(),
-            path: path.to_owned(),
-            line: None,
-            column: None,
-            message: format!("cannot serialise the updated document: {e}"),
+            Tree::Json(map) => serde_json::to_string_pretty(map).map(|s| s + "\n").ok(),
+            Tree::Yaml(map) => serde_yaml::to_string(map).ok(),
+        };
+        // A serialiser's message could quote a value, so only the fact is reported.
+        let text = text.ok_or_else(|| {
+            ProviderError::new(
+                PROVIDER_NAME,
+                ErrorKind::Malformed,
+                "cannot serialise the updated document",
+            )
+            .with_location(Location::file(path))
         })?;
         Ok(Zeroizing::new(text.into_bytes()))
     }
@@ -212,42 +194,5 @@ fn wipe_yaml(value: &mut serde_yaml::Value) {
         serde_yaml::Value::Mapping(map) => map.values_mut().for_each(wipe_yaml),
         serde_yaml::Value::Tagged(tagged) => wipe_yaml(&mut tagged.value),
         _ => {}
-    }
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` through a 0600 temporary file, fsync and rename.
-fn write_atomically(path: &Path, dir: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
-    let (temp_path, mut temp) = create_temp(path, dir)?;
-    let result = (|| {
-        temp.write_all(bytes)
-            .map_err(|e| io_error("writing", &temp_path, e))?;
-        temp.sync_all()
-            .map_err(|e| io_error("syncing", &temp_path, e))?;
-        fs::rename(&temp_path, path).map_err(|e| io_error("replacing", path, e))?;
-        sync_dir(dir).map_err(|e| io_error("syncing directory", dir, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp_path);
-    }
-    result
-}
-
-fn create_temp(path: &Path, dir: &Path) -> Result<(PathBuf, File), ProviderError> {
-    let name = file_name(path);
-    let mut attempt = 0;
-    loop {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        match private_options()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-        {
-            Ok(file) => return Ok((temp_path, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-            Err(e) => return Err(io_error("creating temporary file", &temp_path, e)),
-        }
     }
 }

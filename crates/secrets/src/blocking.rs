@@ -16,9 +16,8 @@ use crate::{Config, ConfigError, SecretsManagerExt};
 /// ```
 /// # #[cfg(feature = "file")] {
 /// let dir = tempfile::tempdir().unwrap();
-/// let manager = secrets::blocking::SecretsManager::from_config(
-///     &secrets::Config::new("demo").file_path(dir.path().join("secrets.json")),
-/// ).unwrap();
+/// let config = secrets::Config::default().file_path(dir.path().join("secrets.json"));
+/// let manager = secrets::blocking::SecretsManager::from_config(&config).unwrap();
 /// manager.set("demo-key", "value").unwrap();
 /// assert_eq!(manager.get("demo-key").unwrap().unwrap().expose(), "value");
 /// # }
@@ -52,7 +51,7 @@ impl SecretsManager {
 
     /// The manager [`from_env`](crate::SecretsManagerExt::from_env) builds.
     pub fn from_env() -> Result<Self, BlockingError> {
-        Self::new(Arc::new(secrets_core::SecretsManager::from_env()))
+        Self::new(Arc::new(secrets_core::SecretsManager::from_env()?))
     }
 
     /// The manager for a configuration.

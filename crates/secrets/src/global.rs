@@ -5,21 +5,27 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use secrets_core::SecretsManager;
 
-use crate::SecretsManagerExt;
+use crate::{ConfigError, SecretsManagerExt};
 
 static GLOBAL: RwLock<Option<Arc<SecretsManager>>> = RwLock::new(None);
 
-/// The process-wide manager, built with [`SecretsManager::from_env`] on first use.
-pub fn global() -> Arc<SecretsManager> {
+/// The process-wide manager, built with [`SecretsManager::from_env`] on first use. A
+/// configuration error is returned and not remembered: the next call tries again.
+pub fn global() -> Result<Arc<SecretsManager>, ConfigError> {
     if let Some(manager) = GLOBAL
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
     {
-        return Arc::clone(manager);
+        return Ok(Arc::clone(manager));
     }
     let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(slot.get_or_insert_with(|| Arc::new(SecretsManager::from_env())))
+    if let Some(manager) = slot.as_ref() {
+        return Ok(Arc::clone(manager));
+    }
+    let manager = Arc::new(SecretsManager::from_env()?);
+    *slot = Some(Arc::clone(&manager));
+    Ok(manager)
 }
 
 /// Replaces the process-wide manager (for example with one built from an explicit

@@ -1,7 +1,8 @@
 //! Resolve application secrets through an ordered chain of providers.
 //!
 //! This is the facade of the toolkit, in the way `grep` fronts `grep-searcher` and friends:
-//! it re-exports the core types of [`secrets_core`] and, by cargo feature, the providers:
+//! it re-exports the core types of [`secrets_core`] and, by cargo feature, the providers and
+//! tools:
 //!
 //! | feature | default | adds |
 //! |---|---|---|
@@ -12,57 +13,98 @@
 //! | `test-util` | no | `reset_global()` |
 //!
 //! The default chain is environment > file (> AWS > Vault when those features land); the
-//! first provider that has a key wins. See [`SecretsManager`] for caching and error rules.
+//! first provider that has a key wins. See [`SecretsManager`] for caching and error rules,
+//! [`Config`] for configuration, [`blocking`] for synchronous callers and [`global`] for the
+//! process-wide manager the original server had.
 //!
 //! ```
 //! # #[cfg(feature = "file")] {
-//! use secrets::{Config, ProviderKind};
+//! use secrets::Config;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("secrets.json"), r#"{"DEMO_FACADE_KEY": "from-file"}"#).unwrap();
-//! let manager = secrets::blocking::SecretsManager::from_config(
-//!     &Config::new("myapp").file_path(dir.path().join("secrets.json")),
-//! ).unwrap();
+//! let config = Config::default().file_path(dir.path().join("secrets.json"));
+//! let manager = secrets::blocking::SecretsManager::from_config(&config).unwrap();
 //! let found = manager.get_with_source("DEMO_FACADE_KEY").unwrap().unwrap();
 //! assert_eq!((found.value.expose(), found.provider.as_str()), ("from-file", "file"));
 //! # }
 //! ```
+#![cfg_attr(feature = "env", doc = "[`EnvProvider`]: crate::EnvProvider")]
+#![cfg_attr(
+    not(feature = "env"),
+    doc = "[`EnvProvider`]: https://docs.rs/secrets-env (feature `env`)"
+)]
+#![cfg_attr(feature = "file", doc = "[`FileProvider`]: crate::FileProvider")]
+#![cfg_attr(
+    not(feature = "file"),
+    doc = "[`FileProvider`]: https://docs.rs/secrets-file (feature `file`)"
+)]
+#![cfg_attr(feature = "cache", doc = "[`cache`]: crate::cache")]
+#![cfg_attr(
+    not(feature = "cache"),
+    doc = "[`cache`]: https://docs.rs/ttl-cache (feature `cache`)"
+)]
+#![cfg_attr(feature = "crypto", doc = "[`crypto`]: crate::crypto")]
+#![cfg_attr(
+    not(feature = "crypto"),
+    doc = "[`crypto`]: https://docs.rs/credential-crypto (feature `crypto`)"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod blocking;
 mod config;
 mod global;
+mod providers;
 
-pub use config::{Config, ConfigError, DEFAULT_APP_NAME, ProviderKind, SecretsManagerExt};
+pub use config::{Config, ConfigError, ProviderStatus, SecretsManagerExt};
 #[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use global::reset_global;
 pub use global::{global, set_global};
+pub use private_fs::{AppName, DEFAULT_APP_NAME, InvalidAppName};
+pub use providers::ProviderKind;
 pub use secrets_core::{
     CLOUD_WEBHOOK_SECRET, CacheStats, Clock, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
-    HF_TOKEN, ManualClock, MemoryProvider, ProviderError, ProviderHealth, REPLICATE_API_TOKEN,
-    Resolved, Secret, SecretProvider, SecretsError, SecretsManager, SecretsManagerBuilder,
-    SystemClock, async_trait,
+    ErrorKind, HF_TOKEN, Location, ManualClock, MemoryProvider, ProviderError, ProviderHealth,
+    REPLICATE_API_TOKEN, Resolved, Secret, SecretProvider, SecretsError, SecretsManager,
+    SecretsManagerBuilder, SystemClock, async_trait,
 };
 
 /// The environment-variable provider crate.
 #[cfg(feature = "env")]
+#[cfg_attr(docsrs, doc(cfg(feature = "env")))]
 pub use secrets_env as env;
 #[cfg(feature = "env")]
-pub use secrets_env::EnvProvider;
+#[cfg_attr(docsrs, doc(cfg(feature = "env")))]
+pub use secrets_env::{EnvProvider, EnvSettings};
 
 /// The secrets-file provider crate.
 #[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use secrets_file as file;
 #[cfg(feature = "file")]
-pub use secrets_file::FileProvider;
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use secrets_file::{FileProvider, FileSettings};
 
 /// The concurrent TTL cache (`ttl-cache`): [`cache::TtlCache`], [`cache::cached`].
 #[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use ttl_cache as cache;
 
 /// Credential encryption: [`crypto::CredentialCipher`], [`crypto::KeyLoader`],
 /// [`crypto::encrypt_credential`] and friends.
 #[cfg(feature = "crypto")]
+#[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
 pub use credential_crypto as crypto;
+
+// The repository README's Rust example compiles as shown.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct RepositoryReadme;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadme;
 
 #[cfg(test)]
 mod tests;

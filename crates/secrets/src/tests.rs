@@ -1,53 +1,56 @@
 //! Facade wiring: configuration, chain building, the blocking API and the global manager.
 
+#[cfg(feature = "file")]
 use std::collections::HashMap;
+#[cfg(feature = "file")]
+use std::ffi::OsString;
 
 use crate::*;
 
-fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let vars: HashMap<String, String> = vars
+#[cfg(feature = "file")]
+fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {
+    let vars: HashMap<String, OsString> = vars
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
         .collect();
     move |name| vars.get(name).cloned()
 }
 
-#[test]
-fn from_lookup_reads_the_original_variables() {
-    let c = Config::from_lookup(
-        "simpletuner",
-        lookup(&[
-            ("SIMPLETUNER_SECRETS_FILE", "/etc/app/secrets.yaml"),
-            ("SIMPLETUNER_AWS_SECRET_NAME", "prod/app"),
-            ("AWS_REGION", "eu-west-1"),
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
-            ("VAULT_TOKEN", "s.sentinel"),
-            ("SIMPLETUNER_VAULT_PATH", ""),
-        ]),
-    );
-    assert_eq!(
-        c.file_path.as_deref(),
-        Some("/etc/app/secrets.yaml".as_ref())
-    );
-    assert_eq!(c.aws_secret_name.as_deref(), Some("prod/app"));
-    assert_eq!(c.aws_region.as_deref(), Some("eu-west-1"));
-    assert_eq!(c.vault_url.as_deref(), Some("http://127.0.0.1:8200"));
-    assert_eq!(c.vault_path, None, "empty variables count as unset");
-    assert!(
-        !format!("{c:?}").contains("sentinel"),
-        "the token is redacted"
-    );
+#[cfg(feature = "file")]
+fn app(name: &str) -> AppName {
+    AppName::new(name).unwrap()
+}
 
+#[cfg(feature = "file")]
+#[test]
+fn from_lookup_asks_each_provider_for_its_settings() {
     let c = Config::from_lookup(
-        "my-app",
-        lookup(&[
-            ("MY_APP_SECRETS_FILE", "x.json"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_REGION", "other"),
-        ]),
+        &app("simpletuner"),
+        &lookup(&[("SIMPLETUNER_SECRETS_FILE", "/etc/app/secrets.yaml")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.file,
+        Some(FileSettings::with_path("/etc/app/secrets.yaml"))
     );
-    assert_eq!(c.file_path.as_deref(), Some("x.json".as_ref()));
-    assert_eq!(c.aws_region.as_deref(), Some("us-east-1"));
+    let c = Config::from_lookup(&app("my-app"), &lookup(&[("MY_APP_SECRETS_FILE", "")])).unwrap();
+    assert_eq!(
+        c.file,
+        Some(FileSettings::default()),
+        "empty counts as unset"
+    );
+}
+
+#[cfg(all(feature = "file", unix))]
+#[test]
+fn a_non_utf8_setting_is_an_error_naming_the_variable() {
+    use std::os::unix::ffi::OsStringExt;
+    let bad = |_: &str| Some(OsString::from_vec(vec![0xff]));
+    let err = Config::from_lookup(&app("simpletuner"), &bad).unwrap_err();
+    assert!(
+        err.to_string().contains("SIMPLETUNER_SECRETS_FILE") && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,27 +64,66 @@ fn provider_lists_parse_and_reject_unknown_names() {
         err.to_string(),
         "unknown provider `ldap` (expected one of env, file, aws, vault)"
     );
+    assert_eq!(
+        ProviderKind::all()
+            .map(ProviderKind::name)
+            .collect::<Vec<_>>(),
+        ["env", "file", "aws", "vault"],
+        "the default order"
+    );
 }
 
 #[test]
-fn explicitly_requested_providers_must_be_compiled_in() {
-    let err = Config::new("t")
-        .providers([ProviderKind::Aws])
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(err, ConfigError::NotCompiled(ProviderKind::Aws)),
-        "{err}"
-    );
-    // The default list skips them instead.
-    Config::new("t").aws_secret_name("x").build().unwrap();
+fn explicitly_requested_providers_must_be_compiled_in_and_the_error_names_the_feature() {
+    for kind in ProviderKind::all().filter(|k| !k.is_compiled()) {
+        let err = Config::default().providers([kind]).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "provider `{0}` is not compiled into this build (enable the `{0}` feature of the `secrets` crate)",
+                kind.name()
+            )
+        );
+    }
+    // The default list leaves them out instead.
+    let m = Config::default().build().unwrap();
+    for name in m.provider_names() {
+        assert!(name.parse::<ProviderKind>().unwrap().is_compiled());
+    }
+}
+
+#[test]
+fn compiled_providers_follow_the_features() {
+    assert_eq!(ProviderKind::Env.is_compiled(), cfg!(feature = "env"));
+    assert_eq!(ProviderKind::File.is_compiled(), cfg!(feature = "file"));
+    let status = Config::default().provider_status();
+    assert_eq!(status.len(), 4);
+    for s in status {
+        assert_eq!(s.compiled, s.kind.is_compiled());
+        assert!(s.selected);
+        assert_eq!(
+            s.configured,
+            s.compiled && matches!(s.kind, ProviderKind::Env | ProviderKind::File)
+        );
+    }
+}
+
+#[cfg(feature = "env")]
+#[test]
+fn a_provider_requested_without_settings_is_not_configured() {
+    let mut config = Config::default().providers([ProviderKind::Env]);
+    config.env = None;
+    assert!(matches!(
+        config.build().unwrap_err(),
+        ConfigError::NotConfigured(ProviderKind::Env)
+    ));
 }
 
 #[cfg(all(feature = "env", feature = "file"))]
 #[test]
 fn the_default_chain_is_env_then_file() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Config::new("t")
+    let m = Config::new(app("t"))
         .file_path(dir.path().join("s.json"))
         .build()
         .unwrap();
@@ -95,7 +137,7 @@ fn writes_fall_back_to_the_file_when_the_chain_has_no_writer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
     let m = blocking::SecretsManager::from_config(
-        &Config::new("t")
+        &Config::new(app("t"))
             .file_path(&path)
             .providers([ProviderKind::Env]),
     )
@@ -114,7 +156,7 @@ fn writes_fall_back_to_the_file_when_the_chain_has_no_writer() {
 fn blocking_api_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let m = blocking::SecretsManager::from_config(
-        &Config::new("t")
+        &Config::new(app("t"))
             .file_path(dir.path().join("s.yaml"))
             .providers([ProviderKind::File]),
     )
@@ -153,15 +195,15 @@ fn the_global_manager_is_shared_and_resettable() {
             .provider(std::sync::Arc::new(MemoryProvider::new("first")))
             .build(),
     );
-    let a = global();
-    assert!(std::sync::Arc::ptr_eq(&a, &global()));
+    let a = global().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &global().unwrap()));
     assert_eq!(a.provider_names(), ["first"]);
     reset_global();
-    let b = global();
+    let b = global().unwrap();
     assert!(!std::sync::Arc::ptr_eq(&a, &b));
     assert_eq!(
         b.provider_names(),
-        SecretsManager::from_env().provider_names()
+        SecretsManager::from_env().unwrap().provider_names()
     );
 }
 

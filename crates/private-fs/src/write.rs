@@ -1,0 +1,222 @@
+//! Atomic replace, create-new, and the one temp-file naming scheme.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{create_private_dir, private_options, sync_dir};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How many names [`create_temp`] tries before giving up.
+const TEMP_ATTEMPTS: usize = 16;
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// A fresh temporary path next to `target`: `.<name>.<pid>.<n>.tmp` in the same directory,
+/// so that a rename onto `target` stays on one file system. The process id lets a later
+/// writer tell the temp files of dead processes from those of live ones ([`is_temp_of`]).
+pub fn temp_path(target: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    parent_dir(target).join(format!(
+        ".{}.{}.{n}.tmp",
+        file_name(target),
+        std::process::id()
+    ))
+}
+
+/// If `candidate` (a file name) is a temporary file of [`temp_path`] for `target`, the
+/// process id that made it.
+///
+/// ```
+/// let target = std::path::Path::new("/d/secrets.json");
+/// let temp = private_fs::temp_path(target);
+/// let name = temp.file_name().unwrap().to_str().unwrap();
+/// assert_eq!(private_fs::is_temp_of(target, name), Some(std::process::id()));
+/// assert_eq!(private_fs::is_temp_of(target, ".other.json.1.2.tmp"), None);
+/// ```
+pub fn is_temp_of(target: &Path, candidate: &str) -> Option<u32> {
+    let rest = candidate
+        .strip_prefix('.')?
+        .strip_prefix(file_name(target).as_str())?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?;
+    let (pid, counter) = rest.split_once('.')?;
+    counter.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Creates a new private (0600) temporary file next to `target`, never reusing an existing
+/// name. The caller writes it and renames or removes it.
+pub fn create_temp(target: &Path) -> io::Result<(PathBuf, File)> {
+    let mut attempt = 0;
+    loop {
+        let path = temp_path(target);
+        match private_options().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < TEMP_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes `bytes` to a new temporary file next to `target` and syncs it; on failure the
+/// temporary file is removed.
+fn write_temp(target: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let (temp, mut file) = create_temp(target)?;
+    match file.write_all(bytes).and_then(|()| file.sync_all()) {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Replaces `path` with `bytes` atomically: a private temporary file in the same directory
+/// is written, fsynced and renamed over `path`, then the directory is fsynced. Readers see
+/// the old or the new content, never a mix, and a crash leaves one of the two. Missing
+/// directories are created 0700; the new file is 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let temp = write_temp(path, bytes)?;
+    if let Err(e) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// What [`create_new`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// This call created the file with the given content.
+    Ours,
+    /// The file existed already (possibly created by a concurrent process); it was left as is.
+    Existing,
+}
+
+/// Creates `path` with `bytes` unless it exists, never overwriting: the content goes to a
+/// private temporary file, is synced, and is hard-linked to `path`, which either creates
+/// `path` complete or fails because it exists. No reader ever sees a half-written file, and
+/// of several processes racing, exactly one creates it. Missing directories are created 0700.
+///
+/// ```
+/// use private_fs::{Created, create_new};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let key = dir.path().join("credential.key");
+/// assert_eq!(create_new(&key, b"first").unwrap(), Created::Ours);
+/// assert_eq!(create_new(&key, b"second").unwrap(), Created::Existing);
+/// assert_eq!(std::fs::read(&key).unwrap(), b"first");
+/// ```
+pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<Created> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let temp = write_temp(path, bytes)?;
+    let result = match fs::hard_link(&temp, path) {
+        Ok(()) => {
+            // Best effort: the file is already complete under its name.
+            let _ = sync_dir(dir);
+            Ok(Created::Ours)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Existing),
+        Err(e) => Err(e),
+    };
+    let _ = fs::remove_file(&temp);
+    result
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn write_atomic_replaces_privately_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/s.json");
+        write_atomic(&path, b"one").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600, "the replacement is private again");
+        assert!(leftovers(path.parent().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_replace_keeps_the_old_content_and_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way of the rename.
+        let path = dir.path().join("s.json");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inner"), "keep").unwrap();
+        assert!(write_atomic(&path, b"new").is_err());
+        assert_eq!(fs::read_to_string(path.join("inner")).unwrap(), "keep");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn create_new_has_exactly_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let winners: Vec<Created> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let path = &path;
+                    s.spawn(move || create_new(path, format!("key-{i}").as_bytes()).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(winners.iter().filter(|c| **c == Created::Ours).count(), 1);
+        assert!(fs::read_to_string(&path).unwrap().starts_with("key-"));
+        assert_eq!(mode(&path), 0o600);
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temp_names_are_recognised_only_for_their_target() {
+        let target = Path::new("/x/secrets.json");
+        assert_eq!(is_temp_of(target, ".secrets.json.42.7.tmp"), Some(42));
+        for other in [
+            ".secrets.json.42.tmp",
+            ".secrets.json.x.7.tmp",
+            ".secrets.yaml.42.7.tmp",
+            "secrets.json.42.7.tmp",
+            ".secrets.json.42.7.tmpx",
+        ] {
+            assert_eq!(is_temp_of(target, other), None, "{other}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The command line: clap types only. Each command's behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use secrets::{AppName, ProviderKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secrets",
+    version,
+    about = "Resolve application secrets through env > file > ... providers"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    /// Chain options given before the command (`secrets --providers env get K`).
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Application name: sets ~/.<app>/ and the <APP>_* configuration variables
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = secrets::DEFAULT_APP_NAME,
+        value_parser = parse_app_name,
+    )]
+    pub(crate) app: AppName,
+    /// More logs on stderr (-v info, -vv debug, -vvv trace); values are never logged
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// Options of the commands that resolve or write secrets through the provider chain. They
+/// are accepted before the command and after it; after it wins.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct ChainArgs {
+    /// Secrets file to read and write (default: first existing of ~/.<app>/secrets.{json,yaml,yml})
+    #[arg(long, value_name = "PATH")]
+    pub(crate) secrets_file: Option<PathBuf>,
+    /// Prefix of environment variables (PREFIX_KEY)
+    #[arg(long, value_name = "P")]
+    pub(crate) env_prefix: Option<String>,
+    /// Providers to use, in order (comma-separated: env,file,aws,vault)
+    #[arg(long, value_name = "LIST", value_parser = parse_providers)]
+    pub(crate) providers: Option<ProviderList>,
+}
+
+impl ChainCommand {
+    /// The chain options given after the command.
+    pub(crate) fn chain_args(&self) -> &ChainArgs {
+        match self {
+            Self::Get { chain, .. }
+            | Self::Set { chain, .. }
+            | Self::Delete { chain, .. }
+            | Self::Doctor { chain, .. } => chain,
+        }
+    }
+}
+
+impl ChainArgs {
+    /// These options, with `before` (given before the command) filling the gaps.
+    pub(crate) fn or(self, before: &ChainArgs) -> ChainArgs {
+        ChainArgs {
+            secrets_file: self.secrets_file.or_else(|| before.secrets_file.clone()),
+            env_prefix: self.env_prefix.or_else(|| before.env_prefix.clone()),
+            providers: self.providers.or_else(|| before.providers.clone()),
+        }
+    }
+}
+
+/// The value of `--providers` (one argument holding a comma-separated list).
+#[derive(Debug, Clone)]
+pub(crate) struct ProviderList(pub(crate) Vec<ProviderKind>);
+
+fn parse_providers(list: &str) -> Result<ProviderList, String> {
+    let kinds = ProviderKind::parse_list(list).map_err(|e| e.to_string())?;
+    if kinds.is_empty() {
+        return Err("the provider list is empty".to_owned());
+    }
+    Ok(ProviderList(kinds))
+}
+
+fn parse_app_name(name: &str) -> Result<AppName, String> {
+    AppName::new(name).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    #[command(flatten)]
+    Chain(ChainCommand),
+    /// Encrypt, decrypt or re-encrypt credentials (stdin to stdout, stored format)
+    #[command(
+        subcommand,
+        long_about = "Encrypt, decrypt or re-encrypt credentials, from stdin to stdout, in the \
+            stored format of the original server (URL-safe base64 of a Fernet token).\n\n\
+            The key: the passphrase in $<APP>_CREDENTIAL_KEY (SIMPLETUNER_CREDENTIAL_KEY), \
+            else the file ~/.<app>/credential.key, which is generated (mode 0600) when \
+            missing; back it up. Previous passphrases for rotation: \
+            $<APP>_CREDENTIAL_KEY_PREVIOUS. The provider chain is not used."
+    )]
+    Crypto(CryptoCommand),
+}
+
+/// The commands that go through the provider chain.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChainCommand {
+    /// Print a secret's value on stdout (exit 1 when not found)
+    Get {
+        /// The key, e.g. HF_TOKEN (the env provider also accepts hf-token)
+        key: String,
+        /// Printed when no provider has the key (exit 0)
+        #[arg(long, value_name = "V")]
+        default: Option<String>,
+        /// Print {"key","found","value","provider"} as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Store a secret in the writable provider (the secrets file)
+    Set {
+        /// The key
+        key: String,
+        /// The value; read from stdin when omitted (one trailing newline is dropped).
+        /// Prefer stdin: arguments are visible to other users in the process list.
+        value: Option<String>,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Remove a secret from the writable provider (exit 1 when it was not there)
+    Delete {
+        /// The key
+        key: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Check every provider: configured, available, reachable, latency, error
+    Doctor {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CryptoCommand {
+    /// Encrypt the credential on stdin (one trailing newline dropped)
+    Encrypt,
+    /// Decrypt the stored value on stdin
+    Decrypt,
+    /// Re-encrypt the stored value on stdin under the current key
+    Rotate,
+}
