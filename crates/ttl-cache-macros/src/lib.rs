@@ -181,6 +181,13 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
     };
     let cache_type = quote!(#krate::TtlCache<(#(#key_types,)*), #value_type>);
     let is_async = sig.asyncness.is_some();
+    if is_async && !cfg!(feature = "async") {
+        // Otherwise the user would see "no method `get_or_insert_with_async`" and guess why.
+        return Err(syn::Error::new(
+            sig.asyncness.span(),
+            "#[cached] on an `async fn` needs ttl-cache's `async` feature",
+        ));
+    }
     let body = if is_async {
         quote!(async move #block)
     } else {

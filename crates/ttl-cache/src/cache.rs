@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+#[cfg(feature = "async")]
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
@@ -503,6 +504,8 @@ where
     /// The cached value, or the future's, stored with the default TTL. Concurrent misses on
     /// the same key poll one future; the other callers await its value without blocking a
     /// thread. The future is dropped unpolled when another caller is already loading.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
         let init = async { Ok::<V, std::convert::Infallible>(init.await) };
         match self.try_get_or_insert_with_async(key, init).await {
@@ -513,6 +516,8 @@ where
 
     /// Like [`get_or_insert_with_async`](Self::get_or_insert_with_async) with a fallible
     /// future. If the calling future is dropped while loading, waiters retry.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn try_get_or_insert_with_async<E>(
         &self,
         key: K,

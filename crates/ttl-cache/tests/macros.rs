@@ -1,4 +1,4 @@
-//! The #[cached] macro on sync and async functions.
+//! The #[cached] macro on sync and (feature `async`) async functions.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -111,8 +111,10 @@ fn err_is_cached_only_with_cache_err() {
     assert_eq!(PARSE_CALLS.load(Ordering::SeqCst), 103, "Err is cached");
 }
 
+#[cfg(feature = "async")]
 static ASYNC_CALLS: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg(feature = "async")]
 #[cached(ttl = 60)]
 async fn fetch_remote(id: u64) -> Result<String, String> {
     ASYNC_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -123,6 +125,7 @@ async fn fetch_remote(id: u64) -> Result<String, String> {
     Ok(format!("item-{id}"))
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_functions_are_cached_with_single_flight() {
     let calls: Vec<_> = (0..16).map(|_| tokio::spawn(fetch_remote(9))).collect();
