@@ -14,11 +14,15 @@ use syn::{
 /// arguments.
 ///
 /// Attributes: `ttl = SECONDS` (default 300), `max_size = N` (default 1000),
-/// `key_prefix = "name"` (the cache's name in `ttl_cache::registry`, default the module
-/// path), `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
+/// `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
 /// `Clone`), `crate = "path"` (where ttl-cache is, when used through a re-export such as
 /// `secrets::cache`). A function `NAME_cache()` returning the `&'static TtlCache` is generated
-/// next to the function, for invalidation and statistics.
+/// next to the function: it is the handle for invalidation (`remove`, `clear`) and statistics.
+///
+/// There is no `key_prefix` option: the `prefix:func:args` strings of the original Python
+/// decorator kept functions apart in one shared cache, while here each function has its own
+/// cache keyed by the typed tuple of its arguments, so a prefix would have nothing to do.
+/// There is no process-wide registry of caches either: clear one with `NAME_cache().clear()`.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut options = Options::default();
@@ -36,7 +40,6 @@ struct Options {
     krate: Option<syn::Path>,
     ttl: Option<LitInt>,
     max_size: Option<LitInt>,
-    key_prefix: Option<LitStr>,
     cache_none: bool,
     cache_err: bool,
 }
@@ -48,7 +51,10 @@ impl Options {
         } else if meta.path.is_ident("max_size") {
             self.max_size = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("key_prefix") {
-            self.key_prefix = Some(meta.value()?.parse()?);
+            return Err(meta.error(
+                "#[cached] has no key_prefix: each function has its own cache, keyed by the typed \
+                 argument tuple (clear it with NAME_cache().clear())",
+            ));
         } else if meta.path.is_ident("cache_none") {
             self.cache_none = true;
         } else if meta.path.is_ident("cache_err") {
@@ -58,7 +64,7 @@ impl Options {
             self.krate = Some(path.parse()?);
         } else {
             return Err(meta.error(
-                "unknown #[cached] option; expected ttl, max_size, key_prefix, cache_none, cache_err or crate",
+                "unknown #[cached] option; expected ttl, max_size, cache_none, cache_err or crate",
             ));
         }
         Ok(())
@@ -169,16 +175,6 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
         .max_size
         .as_ref()
         .map_or_else(|| quote!(#krate::DEFAULT_MAX_SIZE), |m| quote!(#m));
-    let name = match &options.key_prefix {
-        Some(prefix) => {
-            let full = format!("{}::{}", prefix.value(), fn_name);
-            quote!(#full)
-        }
-        None => {
-            let suffix = format!("::{fn_name}");
-            quote!(::std::concat!(::std::module_path!(), #suffix))
-        }
-    };
     let cache_type = quote!(#krate::TtlCache<(#(#key_types,)*), #value_type>);
     let is_async = sig.asyncness.is_some();
     if is_async && !cfg!(feature = "async") {
@@ -234,8 +230,6 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
                         .max_size(#max_size)
                         .build()
                 });
-            static REGISTERED: ::std::sync::Once = ::std::sync::Once::new();
-            REGISTERED.call_once(|| #krate::registry::register(#name, &*CACHE));
             &CACHE
         }
     })

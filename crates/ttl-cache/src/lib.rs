@@ -82,7 +82,6 @@
 mod cache;
 mod clock;
 mod flight;
-pub mod registry;
 mod shard;
 mod stats;
 

@@ -6,7 +6,7 @@ use ttl_cache::cached;
 
 static SQUARE_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-#[cached(ttl = 120, key_prefix = "macro_tests", max_size = 100)]
+#[cached(ttl = 120, max_size = 100)]
 fn square(x: u64) -> u64 {
     SQUARE_CALLS.fetch_add(1, Ordering::SeqCst);
     x * x
@@ -139,19 +139,25 @@ async fn async_functions_are_cached_with_single_flight() {
     assert_eq!(fetch_remote_cache().clear(), 1);
 }
 
-#[cached(key_prefix = "registry_tests")]
+static CUBE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
 fn cube(x: u64) -> u64 {
+    CUBE_CALLS.fetch_add(1, Ordering::SeqCst);
     x * x * x
 }
 
 #[test]
-fn caches_can_be_cleared_by_name_prefix() {
+fn the_generated_accessor_clears_and_reports_statistics() {
     assert_eq!(cube(10), 1000);
-    assert!(
-        ttl_cache::registry::names()
-            .iter()
-            .any(|n| n == "registry_tests::cube")
+    assert_eq!(cube(10), 1000);
+    let stats = cube_cache().stats();
+    assert_eq!((stats.size, stats.hits, stats.loads), (1, 1, 1));
+    assert_eq!(cube_cache().clear(), 1);
+    assert_eq!(cube(10), 1000);
+    assert_eq!(
+        CUBE_CALLS.load(Ordering::SeqCst),
+        2,
+        "cleared, so computed again"
     );
-    assert_eq!(ttl_cache::registry::clear_prefix("registry_tests"), 1);
-    assert!(cube_cache().is_empty());
 }
