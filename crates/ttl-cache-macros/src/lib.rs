@@ -13,7 +13,8 @@ use syn::{
 /// Caches a function's results in a `ttl_cache::TtlCache` keyed by the typed tuple of its
 /// arguments.
 ///
-/// Attributes: `ttl = SECONDS` (default 300), `max_size = N` (default 1000),
+/// Attributes: `ttl = SECONDS` (default 60, `ttl_cache::CACHED_DEFAULT_TTL`, as the original
+/// Python `@cached` decorator), `max_size = N` (default 1000),
 /// `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
 /// `Clone`), `crate = "path"` (where ttl-cache is, when used through a re-export such as
 /// `secrets::cache`). A function `NAME_cache()` returning the `&'static TtlCache` is generated
@@ -168,7 +169,7 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
         Returns::OptionSkippingNone(t) | Returns::ResultSkippingErr(t) | Returns::Plain(t) => t,
     };
     let ttl = options.ttl.as_ref().map_or_else(
-        || quote!(#krate::DEFAULT_TTL),
+        || quote!(#krate::CACHED_DEFAULT_TTL),
         |t| quote!(::std::time::Duration::from_secs(#t)),
     );
     let max_size = options

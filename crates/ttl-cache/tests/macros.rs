@@ -1,6 +1,7 @@
 //! The #[cached] macro on sync and (feature `async`) async functions.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ttl_cache::cached;
 
@@ -160,4 +161,29 @@ fn the_generated_accessor_clears_and_reports_statistics() {
         2,
         "cleared, so computed again"
     );
+}
+
+static HALVE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn halve(x: u64) -> u64 {
+    HALVE_CALLS.fetch_add(1, Ordering::SeqCst);
+    x / 2
+}
+
+#[test]
+fn without_a_ttl_values_live_sixty_seconds_like_the_python_decorator() {
+    // The macro's cache has no injectable clock, so look at the TTL it was built with and at
+    // the expiry of a stored value (the builder's own default would be 300 s).
+    assert_eq!(halve_cache().default_ttl(), Duration::from_secs(60));
+    assert_eq!(halve(8), 4);
+    let left = halve_cache()
+        .ttl_remaining(&(8,))
+        .expect("the value is cached");
+    assert!(
+        left <= Duration::from_secs(60) && left > Duration::from_secs(50),
+        "{left:?}"
+    );
+    assert_eq!(halve(8), 4);
+    assert_eq!(HALVE_CALLS.load(Ordering::SeqCst), 1);
 }
