@@ -2,6 +2,7 @@
 //! re-export carries the documentation and examples.
 
 use proc_macro::TokenStream;
+use proc_macro_crate::{FoundCrate, crate_name};
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
@@ -13,17 +14,22 @@ use syn::{
 /// Caches a function's results in a `ttl_cache::TtlCache` keyed by the typed tuple of its
 /// arguments.
 ///
-/// Attributes: `ttl = SECONDS` (default 60, `ttl_cache::CACHED_DEFAULT_TTL`, as the original
-/// Python `@cached` decorator), `max_size = N` (default 1000),
-/// `cache_none` (also cache `None`), `cache_err` (also cache `Err`, which must then be
-/// `Clone`), `crate = "path"` (where ttl-cache is, when used through a re-export such as
-/// `secrets::cache`). A function `NAME_cache()` returning the `&'static TtlCache` is generated
-/// next to the function: it is the handle for invalidation (`remove`, `clear`) and statistics.
+/// Options:
+/// - `ttl = SECONDS`: how long values live (default 60 s, `ttl_cache::CACHED_DEFAULT_TTL`, the
+///   default of the original Python `@cached` decorator);
+/// - `max_size = N`: the entry bound (default 1000);
+/// - `cache_none`: also cache `None`; `cache_err`: also cache `Err` (then `Clone`);
+/// - `crate = "path"`: where ttl-cache is, overriding the lookup below.
 ///
-/// There is no `key_prefix` option: the `prefix:func:args` strings of the original Python
-/// decorator kept functions apart in one shared cache, while here each function has its own
-/// cache keyed by the typed tuple of its arguments, so a prefix would have nothing to do.
-/// There is no process-wide registry of caches either: clear one with `NAME_cache().clear()`.
+/// A function `NAME_cache()` returning the `&'static TtlCache` is generated next to the
+/// function: it is the handle for invalidation (`remove`, `clear`) and statistics. There is no
+/// process-wide registry of caches. There is no `key_prefix` option either: the
+/// `prefix:func:args` strings of the Python decorator kept functions apart in one shared
+/// cache, while here each function has its own cache keyed by its typed arguments.
+///
+/// The generated code names ttl-cache as the calling crate's `Cargo.toml` does: its
+/// dependency on `ttl-cache` (renamed or not), else `<secrets>::cache` when it depends only on
+/// the `secrets` facade, else `::ttl_cache`. So `#[secrets::cache::cached]` needs no `crate`.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut options = Options::default();
@@ -37,7 +43,8 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 #[derive(Default)]
 struct Options {
-    /// Path of the ttl-cache crate, for use through a re-export (`crate = "secrets::cache"`).
+    /// Path of the ttl-cache crate when the caller's `Cargo.toml` does not tell it
+    /// (`crate = "my_facade::cache"`).
     krate: Option<syn::Path>,
     ttl: Option<LitInt>,
     max_size: Option<LitInt>,
@@ -69,6 +76,29 @@ impl Options {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where the caller finds ttl-cache, from its `Cargo.toml`: its own (possibly renamed)
+/// dependency on `ttl-cache`, else the `secrets` facade's re-export `secrets::cache`, else
+/// `::ttl_cache`. Inside ttl-cache itself (its tests and doctests) `::ttl_cache` also works,
+/// through its `extern crate self as ttl_cache`.
+fn ttl_cache_path() -> TokenStream2 {
+    let ident = |name: &str| proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
+    match crate_name("ttl-cache") {
+        Ok(FoundCrate::Name(name)) => {
+            let name = ident(&name);
+            quote!(::#name)
+        }
+        Ok(FoundCrate::Itself) => quote!(::ttl_cache),
+        Err(_) => match crate_name("secrets") {
+            Ok(FoundCrate::Name(name)) => {
+                let name = ident(&name);
+                quote!(::#name::cache)
+            }
+            Ok(FoundCrate::Itself) => quote!(crate::cache),
+            Err(_) => quote!(::ttl_cache),
+        },
     }
 }
 
@@ -162,7 +192,7 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
     let krate = options
         .krate
         .as_ref()
-        .map_or_else(|| quote!(::ttl_cache), |p| quote!(#p));
+        .map_or_else(ttl_cache_path, |p| quote!(#p));
     let fn_name = &sig.ident;
     let accessor = format_ident!("{}_cache", fn_name);
     let value_type = match &returns {

@@ -79,6 +79,11 @@
 )]
 #![cfg_attr(not(feature = "tokio-cleanup"), doc = "[`spawn_cleanup`]: #features")]
 
+// `#[cached]` expands to `::ttl_cache::...`; this makes that path work inside this crate too
+// (its unit tests); the library itself does not use the macro, hence the lint.
+#[allow(unused_extern_crates)]
+extern crate self as ttl_cache;
+
 mod cache;
 mod clock;
 mod flight;

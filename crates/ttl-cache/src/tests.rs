@@ -278,3 +278,16 @@ fn the_system_clock_converts_ttls_both_ways() {
     let b = SystemClock.now();
     assert!(b >= a);
 }
+
+#[cfg(feature = "macros")]
+#[test]
+fn cached_works_inside_this_crate() {
+    // The expansion names `::ttl_cache`, which `extern crate self` makes valid here.
+    #[crate::cached(ttl = 5)]
+    fn tripled(x: u32) -> u32 {
+        x * 3
+    }
+    assert_eq!(tripled(2), 6);
+    assert_eq!(tripled_cache().get(&(2,)), Some(6));
+    assert_eq!(tripled_cache().default_ttl(), 5 * SECOND);
+}
