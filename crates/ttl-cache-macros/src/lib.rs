@@ -265,3 +265,91 @@ fn expand(options: &Options, function: ItemFn) -> syn::Result<TokenStream2> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse::Parser;
+
+    fn options(attr: TokenStream2) -> syn::Result<Options> {
+        let mut options = Options::default();
+        syn::meta::parser(|meta| options.parse(meta)).parse2(attr)?;
+        Ok(options)
+    }
+
+    fn expanded(attr: TokenStream2, function: ItemFn) -> String {
+        expand(&options(attr).unwrap(), function)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn key_prefix_is_rejected_with_the_reason() {
+        let error = options(quote!(key_prefix = "pricing")).err().unwrap();
+        assert!(error.to_string().contains("has no key_prefix"), "{error}");
+        let error = options(quote!(tll = 5)).err().unwrap();
+        assert!(
+            error.to_string().contains("expected ttl, max_size"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn without_a_ttl_the_decorator_default_is_used() {
+        let code = expanded(
+            quote!(),
+            syn::parse_quote!(
+                fn f(x: u32) -> u32 {
+                    x
+                }
+            ),
+        );
+        assert!(code.contains("CACHED_DEFAULT_TTL"), "{code}");
+        let code = expanded(
+            quote!(ttl = 5),
+            syn::parse_quote!(
+                fn f(x: u32) -> u32 {
+                    x
+                }
+            ),
+        );
+        assert!(code.contains("from_secs (5)"), "{code}");
+        assert!(!code.contains("CACHED_DEFAULT_TTL"), "{code}");
+    }
+
+    #[test]
+    fn the_crate_option_overrides_the_lookup() {
+        let code = expanded(
+            quote!(crate = "my_facade::cache"),
+            syn::parse_quote!(
+                fn f(x: u32) -> u32 {
+                    x
+                }
+            ),
+        );
+        assert!(code.contains("my_facade :: cache :: TtlCache"), "{code}");
+        assert!(!code.contains("ttl_cache"), "{code}");
+    }
+
+    #[test]
+    fn generic_functions_and_methods_are_rejected() {
+        let generic = expand(
+            &Options::default(),
+            syn::parse_quote!(
+                fn f<T>(x: T) -> u32 {
+                    1
+                }
+            ),
+        );
+        assert!(generic.is_err());
+        let method = expand(
+            &Options::default(),
+            syn::parse_quote!(
+                fn f(&self) -> u32 {
+                    1
+                }
+            ),
+        );
+        assert!(method.is_err());
+    }
+}
