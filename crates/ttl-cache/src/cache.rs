@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_SIZE: usize = 1000;
 /// Default interval between amortised sweeps of expired entries.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Caches smaller than this use a single shard, so their LRU order is exact and global.
+/// Caches smaller than this use a single shard, so their eviction order spans the whole cache.
 const SINGLE_SHARD_BELOW: usize = 1024;
 /// Smallest number of entries per shard when sharding.
 const MIN_SHARD_CAPACITY: usize = 256;
@@ -41,8 +41,8 @@ struct Negative<V, T> {
     is_negative: fn(&V) -> bool,
 }
 
-/// A concurrent cache with per-entry time to live, a size bound with LRU eviction,
-/// single-flight loaders and statistics. See the [crate documentation](crate) for the
+/// A concurrent cache with per-entry time to live, a size bound with CLOCK (second-chance)
+/// eviction, single-flight loaders and statistics. See the [crate documentation](crate) for the
 /// semantics.
 pub struct TtlCache<K, V, S = DefaultHashBuilder> {
     shards: Shards<K, V>,

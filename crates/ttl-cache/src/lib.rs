@@ -1,5 +1,5 @@
-//! A concurrent TTL + LRU cache with single-flight loaders, statistics, prefix invalidation
-//! and a [`cached`] attribute macro.
+//! A concurrent TTL cache with CLOCK (second-chance) eviction, single-flight loaders,
+//! statistics, prefix invalidation and a [`cached`] attribute macro.
 //!
 //! ```
 //! use std::time::Duration;
@@ -149,6 +149,11 @@ where
         }
     })
 }
+
+// The README's example is compiled and run with the doctests (it uses `#[cached]`).
+#[cfg(all(doctest, feature = "macros"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests;

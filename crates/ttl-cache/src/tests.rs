@@ -77,7 +77,7 @@ fn at_capacity_expired_entries_go_before_live_ones() {
     let s = c.stats();
     assert_eq!((s.evictions, s.expirations), (0, 1));
 
-    // The same with default-TTL entries: the oldest expired one goes, not the LRU.
+    // The same with default-TTL entries: the expired one goes, although it was read last.
     let (c, clock) = cache(2);
     c.insert(1, 1);
     clock.advance(5 * SECOND);
