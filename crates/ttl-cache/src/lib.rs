@@ -53,6 +53,9 @@
 //!   path has no extra atomic operations.
 //! - **Prefix invalidation** ([`TtlCache::invalidate_prefix`], or [`TtlCache::remove_if`] for
 //!   any predicate) removes matching entries before it returns (a scan of the cache).
+//! - **`#[cached]`** ([`cached`]) gives a function its own cache keyed by its typed arguments,
+//!   whose values live [`CACHED_DEFAULT_TTL`] (60 s) unless `ttl` says otherwise; the
+//!   generated `NAME_cache()` returns that cache, for invalidation and statistics.
 //!
 //! Values are returned by clone: store an `Arc` for large values.
 //!
@@ -71,7 +74,11 @@
 // Feature-gated items above link to themselves when their feature is on (as on docs.rs) and
 // to the features table otherwise, so the docs build without broken links in every feature set.
 // (The empty doc line above makes these link definitions start a paragraph of their own.)
-#![cfg_attr(not(feature = "macros"), doc = "[`cached`]: #features")]
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "[`cached`]: #features",
+    doc = "[`CACHED_DEFAULT_TTL`]: #features"
+)]
 #![cfg_attr(
     not(feature = "async"),
     doc = "[`TtlCache::get_or_insert_with_async`]: #features",
