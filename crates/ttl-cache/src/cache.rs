@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+#[cfg(feature = "async")]
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
@@ -23,7 +24,7 @@ pub const DEFAULT_MAX_SIZE: usize = 1000;
 /// Default interval between amortised sweeps of expired entries.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Caches smaller than this use a single shard, so their LRU order is exact and global.
+/// Caches smaller than this use a single shard, so their eviction order spans the whole cache.
 const SINGLE_SHARD_BELOW: usize = 1024;
 /// Smallest number of entries per shard when sharding.
 const MIN_SHARD_CAPACITY: usize = 256;
@@ -40,8 +41,8 @@ struct Negative<V, T> {
     is_negative: fn(&V) -> bool,
 }
 
-/// A concurrent cache with per-entry time to live, a size bound with LRU eviction,
-/// single-flight loaders and statistics. See the [crate documentation](crate) for the
+/// A concurrent cache with per-entry time to live, a size bound with CLOCK (second-chance)
+/// eviction, single-flight loaders and statistics. See the [crate documentation](crate) for the
 /// semantics.
 pub struct TtlCache<K, V, S = DefaultHashBuilder> {
     shards: Shards<K, V>,
@@ -503,6 +504,8 @@ where
     /// The cached value, or the future's, stored with the default TTL. Concurrent misses on
     /// the same key poll one future; the other callers await its value without blocking a
     /// thread. The future is dropped unpolled when another caller is already loading.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
         let init = async { Ok::<V, std::convert::Infallible>(init.await) };
         match self.try_get_or_insert_with_async(key, init).await {
@@ -513,6 +516,8 @@ where
 
     /// Like [`get_or_insert_with_async`](Self::get_or_insert_with_async) with a fallible
     /// future. If the calling future is dropped while loading, waiters retry.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn try_get_or_insert_with_async<E>(
         &self,
         key: K,

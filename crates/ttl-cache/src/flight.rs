@@ -1,7 +1,7 @@
 //! Single-flight loading: the first caller that misses a key becomes its leader and runs the
 //! loader; later callers for the same key wait for the leader's value. Sync waiters block on a
-//! condition variable (only that key's), async waiters await a `Notify`, so they never block a
-//! runtime thread. A leader that fails, panics or is cancelled marks the flight abandoned and
+//! condition variable (only that key's), async waiters (feature `async`) await a `Notify`, so
+//! they never block a runtime thread. A leader that fails, panics or is cancelled marks the flight abandoned and
 //! the waiters retry, one of them becoming the next leader.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,7 @@ pub(crate) struct Flight<K, V> {
     pub(crate) hash: u64,
     state: Mutex<FlightState<V>>,
     cond: Condvar,
+    #[cfg(feature = "async")]
     notify: tokio::sync::Notify,
     /// Set when the key is removed or the cache cleared while the load runs: the value is
     /// still handed to the waiters but not stored, since it may predate the removal.
@@ -31,6 +32,7 @@ impl<K, V: Clone> Flight<K, V> {
             hash,
             state: Mutex::new(FlightState::Pending),
             cond: Condvar::new(),
+            #[cfg(feature = "async")]
             notify: tokio::sync::Notify::new(),
             stale: AtomicBool::new(false),
         }
@@ -47,6 +49,7 @@ impl<K, V: Clone> Flight<K, V> {
     pub(crate) fn finish(&self, state: FlightState<V>) {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
         self.cond.notify_all();
+        #[cfg(feature = "async")]
         self.notify.notify_waiters();
     }
 
@@ -68,6 +71,7 @@ impl<K, V: Clone> Flight<K, V> {
     }
 
     /// The leader's value, or `None` when the leader gave up (then retry).
+    #[cfg(feature = "async")]
     pub(crate) async fn wait_async(&self) -> Option<V> {
         loop {
             let notified = self.notify.notified();

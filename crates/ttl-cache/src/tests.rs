@@ -77,7 +77,7 @@ fn at_capacity_expired_entries_go_before_live_ones() {
     let s = c.stats();
     assert_eq!((s.evictions, s.expirations), (0, 1));
 
-    // The same with default-TTL entries: the oldest expired one goes, not the LRU.
+    // The same with default-TTL entries: the expired one goes, although it was read last.
     let (c, clock) = cache(2);
     c.insert(1, 1);
     clock.advance(5 * SECOND);
@@ -277,4 +277,17 @@ fn the_system_clock_converts_ttls_both_ways() {
     let a = SystemClock.now();
     let b = SystemClock.now();
     assert!(b >= a);
+}
+
+#[cfg(feature = "macros")]
+#[test]
+fn cached_works_inside_this_crate() {
+    // The expansion names `::ttl_cache`, which `extern crate self` makes valid here.
+    #[crate::cached(ttl = 5)]
+    fn tripled(x: u32) -> u32 {
+        x * 3
+    }
+    assert_eq!(tripled(2), 6);
+    assert_eq!(tripled_cache().get(&(2,)), Some(6));
+    assert_eq!(tripled_cache().default_ttl(), 5 * SECOND);
 }

@@ -1,12 +1,13 @@
-//! The #[cached] macro on sync and async functions.
+//! The #[cached] macro on sync and (feature `async`) async functions.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ttl_cache::cached;
 
 static SQUARE_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-#[cached(ttl = 120, key_prefix = "macro_tests", max_size = 100)]
+#[cached(ttl = 120, max_size = 100)]
 fn square(x: u64) -> u64 {
     SQUARE_CALLS.fetch_add(1, Ordering::SeqCst);
     x * x
@@ -111,8 +112,10 @@ fn err_is_cached_only_with_cache_err() {
     assert_eq!(PARSE_CALLS.load(Ordering::SeqCst), 103, "Err is cached");
 }
 
+#[cfg(feature = "async")]
 static ASYNC_CALLS: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg(feature = "async")]
 #[cached(ttl = 60)]
 async fn fetch_remote(id: u64) -> Result<String, String> {
     ASYNC_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -123,6 +126,7 @@ async fn fetch_remote(id: u64) -> Result<String, String> {
     Ok(format!("item-{id}"))
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_functions_are_cached_with_single_flight() {
     let calls: Vec<_> = (0..16).map(|_| tokio::spawn(fetch_remote(9))).collect();
@@ -136,19 +140,50 @@ async fn async_functions_are_cached_with_single_flight() {
     assert_eq!(fetch_remote_cache().clear(), 1);
 }
 
-#[cached(key_prefix = "registry_tests")]
+static CUBE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
 fn cube(x: u64) -> u64 {
+    CUBE_CALLS.fetch_add(1, Ordering::SeqCst);
     x * x * x
 }
 
 #[test]
-fn caches_can_be_cleared_by_name_prefix() {
+fn the_generated_accessor_clears_and_reports_statistics() {
     assert_eq!(cube(10), 1000);
-    assert!(
-        ttl_cache::registry::names()
-            .iter()
-            .any(|n| n == "registry_tests::cube")
+    assert_eq!(cube(10), 1000);
+    let stats = cube_cache().stats();
+    assert_eq!((stats.size, stats.hits, stats.loads), (1, 1, 1));
+    assert_eq!(cube_cache().clear(), 1);
+    assert_eq!(cube(10), 1000);
+    assert_eq!(
+        CUBE_CALLS.load(Ordering::SeqCst),
+        2,
+        "cleared, so computed again"
     );
-    assert_eq!(ttl_cache::registry::clear_prefix("registry_tests"), 1);
-    assert!(cube_cache().is_empty());
+}
+
+static HALVE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn halve(x: u64) -> u64 {
+    HALVE_CALLS.fetch_add(1, Ordering::SeqCst);
+    x / 2
+}
+
+#[test]
+fn without_a_ttl_values_live_sixty_seconds_like_the_python_decorator() {
+    // The macro's cache has no injectable clock, so look at the TTL it was built with and at
+    // the expiry of a stored value (the builder's own default would be 300 s).
+    assert_eq!(halve_cache().default_ttl(), Duration::from_secs(60));
+    assert_eq!(halve(8), 4);
+    let left = halve_cache()
+        .ttl_remaining(&(8,))
+        .expect("the value is cached");
+    assert!(
+        left <= Duration::from_secs(60) && left > Duration::from_secs(50),
+        "{left:?}"
+    );
+    assert_eq!(halve(8), 4);
+    assert_eq!(HALVE_CALLS.load(Ordering::SeqCst), 1);
 }

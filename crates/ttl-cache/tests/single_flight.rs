@@ -1,4 +1,5 @@
-//! Concurrent misses on one key run one loader, for sync and async callers alike.
+//! Concurrent misses on one key run one loader, for sync and async (feature `async`) callers
+//! alike.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -68,6 +69,7 @@ fn waiters_retry_when_the_leader_fails() {
     );
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_one_loader_future() {
     let cache: Arc<TtlCache<String, u64>> = Arc::new(TtlCache::new(10));
@@ -92,6 +94,7 @@ async fn sixty_four_tasks_one_loader_future() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "current_thread")]
 async fn async_waiters_do_not_block_the_runtime_thread() {
     // On a single-threaded runtime a blocking wait would deadlock: the leader could never run.
@@ -113,6 +116,7 @@ async fn async_waiters_do_not_block_the_runtime_thread() {
     assert_eq!(leader.await.unwrap(), 10);
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "current_thread")]
 async fn a_cancelled_async_leader_lets_the_next_caller_load() {
     let cache: TtlCache<u32, u32> = TtlCache::new(10);
