@@ -37,7 +37,7 @@ mod perms;
 mod unblock;
 mod write;
 
-pub use lock::LockFile;
+pub use lock::{LockFile, lock_path};
 pub use names::{
     AppName, DEFAULT_APP_NAME, InvalidAppName, LocateError, app_dir, expand_home, home_dir,
     read_var, state_dir,

@@ -5,6 +5,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::private_options;
+use crate::write::{file_name, parent_dir};
+
+/// The side lock file of `target`: `.<name>.lock` beside it.
+pub fn lock_path(target: &Path) -> PathBuf {
+    parent_dir(target).join(format!(".{}.lock", file_name(target)))
+}
 
 /// An exclusive advisory lock held on a side file (for example `.secrets.json.lock`) for as
 /// long as the value lives. Locking the protected file itself would not work: an atomic
@@ -44,6 +50,12 @@ impl LockFile {
         })
     }
 
+    /// Locks the side file of `target`: `.<name>.lock` in the same directory. Writers of one
+    /// file agree on its lock this way; the lock outlives atomic replacements of `target`.
+    pub fn for_file(target: &Path) -> io::Result<Self> {
+        Self::acquire(&lock_path(target))
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -63,6 +75,13 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(LockFile::acquire(&link).is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_file_lock_lives_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::for_file(&dir.path().join("secrets.json")).unwrap();
+        assert_eq!(lock.path(), dir.path().join(".secrets.json.lock"));
     }
 
     #[test]

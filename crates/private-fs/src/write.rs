@@ -12,14 +12,14 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// How many names [`create_temp`] tries before giving up.
 const TEMP_ATTEMPTS: usize = 16;
 
-fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     }
 }
 
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned())
 }

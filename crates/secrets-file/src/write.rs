@@ -40,9 +40,8 @@ pub(crate) fn apply(
         _ => PathBuf::from("."),
     };
     create_private_dir(&dir).map_err(|e| io_error("creating the directory", &dir, e))?;
-    let lock_path = dir.join(format!(".{}.lock", file_name(path)));
-    let lock =
-        LockFile::acquire(&lock_path).map_err(|e| io_error("locking the file", &lock_path, e))?;
+    let lock = LockFile::for_file(path)
+        .map_err(|e| io_error("locking the file", &private_fs::lock_path(path), e))?;
 
     let current = match fs::read(path) {
         Ok(bytes) => Zeroizing::new(bytes),
@@ -59,13 +58,6 @@ pub(crate) fn apply(
     // The lock is released when `lock` is dropped (also on the error paths above).
     drop(lock);
     Ok(existed)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || "secrets".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }
 
 /// The document as a generic value tree, so that keys this crate does not understand
