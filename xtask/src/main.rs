@@ -3,18 +3,24 @@
 //!
 //! - `ci`: every check CI runs, fail-fast, with named steps.
 //! - `test`: starts the real test servers and runs all tests.
+//! - `bench NAME`, `fuzz [SECONDS]`: comparisons with peer implementations; fuzzing.
+//!
+//! Exit status: 0 done, 1 a step failed (`xtask: error: ...`), 2 usage.
 
 mod bench;
 mod servers;
 
 use std::env;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]>
+use crate::bench::Bench;
+
+const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
 
   ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
          servers), docs, cargo-deny; installs missing tools (cargo-deny, the Python venv)
@@ -33,21 +39,110 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--all-features"],
 ];
 
-fn main() -> Result<()> {
-    let task = env::args().nth(1);
-    let root = workspace_root();
-    env::set_current_dir(&root)?;
-    let started = Instant::now();
-    match task.as_deref() {
-        Some("ci") => ci(&root)?,
-        Some("test") => test(&root)?,
-        Some("bench") => bench::bench(&root, env::args().nth(2).as_deref())?,
-        Some("fuzz") => fuzz(env::args().nth(2).as_deref())?,
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            return Ok(());
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Ci,
+    Test,
+    Bench(Bench),
+    Fuzz {
+        seconds: u32,
+    },
+    /// Print this usage text and succeed.
+    Help(&'static str),
+}
+
+/// A command line that asks for nothing known: what is wrong, and the usage text to print.
+#[derive(Debug, PartialEq, Eq)]
+struct UsageError {
+    problem: Option<String>,
+    usage: &'static str,
+}
+
+impl UsageError {
+    fn new(problem: Option<String>, usage: &'static str) -> Self {
+        Self { problem, usage }
+    }
+}
+
+/// Parses the arguments after `cargo xtask`.
+fn parse_args(args: &[&str]) -> Result<Task, UsageError> {
+    let usage = |problem: String| UsageError::new(Some(problem), USAGE);
+    let no_more = |task: Task, rest: &[&str], usage_text: &'static str| match rest {
+        [] => Ok(task),
+        [extra, ..] => Err(UsageError::new(
+            Some(format!("unexpected argument `{extra}`")),
+            usage_text,
+        )),
+    };
+    match args {
+        [] => Err(UsageError::new(None, USAGE)),
+        ["help" | "-h" | "--help", rest @ ..] => no_more(Task::Help(USAGE), rest, USAGE),
+        ["ci", rest @ ..] => no_more(Task::Ci, rest, USAGE),
+        ["test", rest @ ..] => no_more(Task::Test, rest, USAGE),
+        ["bench", "help" | "-h" | "--help"] => Ok(Task::Help(bench::USAGE)),
+        ["bench"] => Err(UsageError::new(None, bench::USAGE)),
+        ["bench", name, rest @ ..] => match Bench::from_name(name) {
+            Some(which) => no_more(Task::Bench(which), rest, bench::USAGE),
+            None => Err(UsageError::new(
+                Some(format!("unknown benchmark `{name}`")),
+                bench::USAGE,
+            )),
+        },
+        ["fuzz"] => Ok(Task::Fuzz { seconds: 60 }),
+        ["fuzz", seconds, rest @ ..] => match seconds.parse() {
+            Ok(seconds) => no_more(Task::Fuzz { seconds }, rest, USAGE),
+            Err(_) => Err(usage(format!(
+                "SECONDS must be a whole number, not `{seconds}`"
+            ))),
+        },
+        [other, ..] => Err(usage(format!("unknown task `{other}`"))),
+    }
+}
+
+/// Exit status 0 when the task succeeded, 1 when it failed (`xtask: error: ...` with the
+/// chain of causes, no backtrace), 2 for a command line that asks for nothing known.
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let task = match parse_args(&args) {
+        Ok(Task::Help(usage)) => {
+            // Not println!: `cargo xtask help | head -3` must not panic on the closed pipe.
+            let _ = writeln!(std::io::stdout(), "{usage}");
+            return ExitCode::SUCCESS;
         }
-        _ => bail!("{USAGE}"),
+        Ok(task) => task,
+        Err(UsageError { problem, usage }) => {
+            if let Some(problem) = problem {
+                eprintln!("xtask: {problem}\n");
+            }
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match execute(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(task: Task) -> Result<()> {
+    let root = workspace_root();
+    env::set_current_dir(&root)
+        .with_context(|| format!("cannot change to the workspace root {}", root.display()))?;
+    let started = Instant::now();
+    match task {
+        Task::Ci => ci(&root)?,
+        Task::Test => test(&root)?,
+        Task::Bench(which) => bench::bench(&root, which)?,
+        Task::Fuzz { seconds } => fuzz(seconds)?,
+        Task::Help(usage) => println!("{usage}"),
     }
     println!("xtask: all done in {:.0?}", started.elapsed());
     Ok(())
@@ -69,13 +164,8 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
 /// Runs the decrypt fuzz target for a while (installing cargo-fuzz when missing).
-fn fuzz(seconds: Option<&str>) -> Result<()> {
-    let seconds: u32 = seconds
-        .unwrap_or("60")
-        .parse()
-        .context("SECONDS must be a number")?;
+fn fuzz(seconds: u32) -> Result<()> {
     ensure_cargo_tool("cargo-fuzz", "fuzz", "cargo-fuzz")?;
     run(Command::new("cargo")
         .args([
@@ -90,6 +180,7 @@ fn fuzz(seconds: Option<&str>) -> Result<()> {
         .arg(format!("-max_total_time={seconds}")))
 }
 
+/// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     println!("$ {shown}");
@@ -195,4 +286,40 @@ fn ensure_cargo_tool(binary: &str, subcommand: &str, krate: &str) -> Result<()> 
     }
     println!("{binary} is missing; installing it");
     run(cargo().args(["install", "--locked", krate]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_tasks_parse() {
+        assert_eq!(parse_args(&["ci"]), Ok(Task::Ci));
+        assert_eq!(parse_args(&["test"]), Ok(Task::Test));
+        assert_eq!(
+            parse_args(&["bench", "cache"]),
+            Ok(Task::Bench(Bench::Cache))
+        );
+        assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
+        assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));
+        for help in ["help", "-h", "--help"] {
+            assert_eq!(parse_args(&[help]), Ok(Task::Help(USAGE)));
+        }
+        assert_eq!(
+            parse_args(&["bench", "--help"]),
+            Ok(Task::Help(bench::USAGE))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_a_usage_error() {
+        let usage_of = |args: &[&str]| parse_args(args).map_err(|e| e.usage);
+        assert_eq!(usage_of(&[]), Err(USAGE));
+        assert_eq!(usage_of(&["bogus"]), Err(USAGE));
+        assert_eq!(usage_of(&["ci", "--bogus"]), Err(USAGE));
+        assert_eq!(usage_of(&["fuzz", "soon"]), Err(USAGE));
+        assert_eq!(usage_of(&["bench"]), Err(bench::USAGE));
+        assert_eq!(usage_of(&["bench", "bogus"]), Err(bench::USAGE));
+        assert_eq!(usage_of(&["bench", "cache", "extra"]), Err(bench::USAGE));
+    }
 }
