@@ -9,6 +9,7 @@
 
 mod bench;
 mod servers;
+mod tools;
 
 use std::env;
 use std::io::Write;
@@ -23,11 +24,15 @@ use crate::bench::Bench;
 const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
 
   ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
-         servers), docs, cargo-deny; installs missing tools (cargo-deny, the Python venv)
+         servers), docs, cargo-deny; installs what is missing (the Python venv under
+         target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
-  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)";
+  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)
+
+Cargo tools are installed into $SECRETS_XTASK_TOOLS, else $XDG_CACHE_HOME/secrets-xtask,
+else ~/.cache/secrets-xtask (never into ~/.cargo/bin), and reused by later runs and clones.";
 
 /// Facade feature sets built and tested on their own: none, each feature alone, all.
 const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
@@ -164,10 +169,12 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the decrypt fuzz target for a while (installing cargo-fuzz when missing).
+/// Runs the decrypt fuzz target for a while (installing cargo-fuzz into the tools cache
+/// when missing).
 fn fuzz(seconds: u32) -> Result<()> {
-    ensure_cargo_tool("cargo-fuzz", "fuzz", "cargo-fuzz")?;
-    run(Command::new("cargo")
+    let cargo_fuzz = tools::ensure(&tools::CARGO_FUZZ)?;
+    run(cargo_fuzz
+        .rustup_cargo()
         .args([
             "+nightly",
             "fuzz",
@@ -229,8 +236,10 @@ fn ci(root: &Path) -> Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
     step("cargo-deny (bans, licenses, sources)", || {
-        ensure_cargo_tool("cargo-deny", "deny", "cargo-deny")?;
-        run(cargo().args(["deny", "check", "bans", "licenses", "sources"]))
+        let cargo_deny = tools::ensure(&tools::CARGO_DENY)?;
+        run(cargo_deny
+            .cargo()
+            .args(["deny", "check", "bans", "licenses", "sources"]))
     })
 }
 
@@ -277,15 +286,6 @@ fn has_cargo_subcommand(name: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Installs a cargo tool with `cargo install --locked` when its subcommand is missing.
-fn ensure_cargo_tool(binary: &str, subcommand: &str, krate: &str) -> Result<()> {
-    if has_cargo_subcommand(subcommand) {
-        return Ok(());
-    }
-    println!("{binary} is missing; installing it");
-    run(cargo().args(["install", "--locked", krate]))
 }
 
 #[cfg(test)]
