@@ -8,6 +8,7 @@
 //! Exit status: 0 done, 1 a step failed (`xtask: error: ...`), 2 usage.
 
 mod bench;
+mod checks;
 mod servers;
 mod tools;
 
@@ -23,9 +24,10 @@ use crate::bench::Bench;
 
 const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
 
-  ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
-         servers), docs, cargo-deny; installs what is missing (the Python venv under
-         target/, cargo-deny into the tools cache)
+  ci     every check CI runs, stopping at the first failure: the repository is
+         self-contained, fmt, clippy, the facade's feature matrix,
+         all tests (with the real test servers), docs, cargo-deny; installs what is missing
+         (the Python venv under target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
@@ -205,6 +207,10 @@ pub(crate) fn cargo() -> Command {
 }
 
 fn ci(root: &Path) -> Result<()> {
+    step(
+        "self-contained (nothing read from outside the repository)",
+        || checks::self_contained(root),
+    )?;
     step("fmt", || {
         run(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
