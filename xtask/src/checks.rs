@@ -1,10 +1,13 @@
-//! Cheap structural checks of `cargo xtask ci`: the repository reads nothing outside itself.
+//! Cheap structural checks of `cargo xtask ci`: the repository reads nothing outside itself,
+//! and dependency boundaries hold (a crate built without some feature pulls no crate of a kind).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+use crate::cargo;
 
 /// Tracked files under these directories must not reach outside the repository.
 const SELF_CONTAINED_DIRS: &[&str] = &["crates", "tests", "xtask", "fuzz"];
@@ -134,6 +137,119 @@ fn parent_steps(literal: &str) -> usize {
     steps
 }
 
+/// A dependency boundary: `cargo tree -p <package> <args>` must list none of `forbidden`.
+pub(crate) struct Boundary {
+    pub(crate) package: &'static str,
+    /// Arguments after `cargo tree -p <package> --prefix none` (features, edge kinds).
+    pub(crate) args: &'static [&'static str],
+    /// Crate names; a trailing `*` matches every name with that prefix (`aws-*`).
+    pub(crate) forbidden: &'static [&'static str],
+    /// Why, printed when the boundary is crossed.
+    pub(crate) reason: &'static str,
+}
+
+/// The boundaries `cargo xtask ci` checks; a new one is one row.
+pub(crate) const BOUNDARIES: &[Boundary] = &[
+    Boundary {
+        package: "ttl-cache",
+        args: &["--no-default-features", "-e", "normal"],
+        forbidden: &["tokio"],
+        reason: "ttl-cache is a standalone cache: synchronous users compile no async runtime \
+                 (tokio only behind a feature)",
+    },
+    Boundary {
+        package: "secrets",
+        args: &["-e", "normal"],
+        forbidden: &["aws-*"],
+        reason: "the default facade (env, file) compiles no AWS SDK; that is feature `aws`",
+    },
+    Boundary {
+        package: "secrets",
+        args: &["-e", "normal"],
+        forbidden: &["reqwest"],
+        reason: "the default facade (env, file) compiles no HTTP client; Vault is feature \
+                 `vault`",
+    },
+];
+
+/// Checks every row of [`BOUNDARIES`], reporting all that fail.
+pub(crate) fn dependency_boundaries(boundaries: &[Boundary]) -> Result<()> {
+    let mut failures = Vec::new();
+    for boundary in boundaries {
+        let shown = format!(
+            "cargo tree -p {} --prefix none {}",
+            boundary.package,
+            boundary.args.join(" ")
+        );
+        let tree = cargo_tree(boundary.package, boundary.args, &[])
+            .with_context(|| format!("`{shown}`"))?;
+        let offending = offending_crates(&tree, boundary.forbidden);
+        if offending.is_empty() {
+            println!("{shown}: none of {} (ok)", boundary.forbidden.join(", "));
+            continue;
+        }
+        let mut failure = format!(
+            "`{shown}` lists {}: {}",
+            offending.iter().cloned().collect::<Vec<_>>().join(", "),
+            boundary.reason
+        );
+        // Who pulls the first one in, as an inverted tree.
+        let first = offending.iter().next().expect("not empty");
+        if let Ok(inverted) = cargo_tree(
+            boundary.package,
+            boundary.args,
+            &["--invert", first.as_str()],
+        ) {
+            failure.push_str(&format!("\n    path (cargo tree --invert {first}):"));
+            for line in inverted.lines() {
+                failure.push_str(&format!("\n      {line}"));
+            }
+        }
+        failures.push(failure);
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} dependency boundar{} crossed:\n  {}",
+            failures.len(),
+            if failures.len() == 1 { "y" } else { "ies" },
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn cargo_tree(package: &str, args: &[&str], extra: &[&str]) -> Result<String> {
+    let prefix = if extra.is_empty() { "none" } else { "indent" };
+    let out = cargo()
+        .args(["tree", "--package", package, "--prefix", prefix])
+        .args(args)
+        .args(extra)
+        .output()
+        .context("cannot run cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout).context("cargo tree printed non-UTF-8")
+}
+
+/// The names in a `cargo tree --prefix none` listing (`tokio v1.48.0`, one per line) that
+/// `forbidden` matches.
+fn offending_crates(tree: &str, forbidden: &[&str]) -> BTreeSet<String> {
+    tree.lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| {
+            forbidden.iter().any(|f| match f.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == f,
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +304,16 @@ mod tests {
         assert_eq!(package_depth("crates/a/src/x/y.rs", &packages), 2);
         assert_eq!(package_depth("tests/tests/t.rs", &packages), 1);
         assert_eq!(package_depth("docs/x.rs", &packages), 0);
+    }
+
+    #[test]
+    fn forbidden_names_match_exactly_or_by_prefix() {
+        let tree = "secrets v0.1.0 (/r/crates/secrets)\naws-config v1.0.0\ntokio v1.48.0\ntokio-util v0.7.0 (*)\n";
+        let names = |forbidden: &[&str]| -> Vec<String> {
+            offending_crates(tree, forbidden).into_iter().collect()
+        };
+        assert_eq!(names(&["tokio"]), ["tokio"]);
+        assert_eq!(names(&["aws-*", "reqwest"]), ["aws-config"]);
+        assert!(names(&["reqwest"]).is_empty());
     }
 }

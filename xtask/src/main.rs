@@ -25,7 +25,7 @@ use crate::bench::Bench;
 const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
 
   ci     every check CI runs, stopping at the first failure: the repository is
-         self-contained, fmt, clippy, the facade's feature matrix,
+         self-contained, fmt, dependency boundaries, clippy, the facade's feature matrix,
          all tests (with the real test servers), docs, cargo-deny; installs what is missing
          (the Python venv under target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
@@ -213,6 +213,9 @@ fn ci(root: &Path) -> Result<()> {
     )?;
     step("fmt", || {
         run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    step("dependency boundaries", || {
+        checks::dependency_boundaries(checks::BOUNDARIES)
     })?;
     step("clippy", || {
         run(cargo().args([
