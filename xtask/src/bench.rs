@@ -42,11 +42,34 @@ times.sort()
 print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len(times) // 2]}))
 "#;
 
-pub(crate) fn bench(root: &Path, name: Option<&str>) -> Result<()> {
-    match name {
-        Some("crypto") => crypto(root),
-        Some("cache") => cache(root),
-        _ => bail!("usage: cargo xtask bench <crypto|cache>"),
+/// Printed for `cargo xtask bench` without a known name.
+pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache>
+
+  crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
+  cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
+          (target/bench/ttl-cache.json)";
+
+/// The comparisons `cargo xtask bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bench {
+    Crypto,
+    Cache,
+}
+
+impl Bench {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "crypto" => Some(Self::Crypto),
+            "cache" => Some(Self::Cache),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn bench(root: &Path, which: Bench) -> Result<()> {
+    match which {
+        Bench::Crypto => crypto(root),
+        Bench::Cache => cache(root),
     }
 }
 

@@ -3,25 +3,38 @@
 //!
 //! - `ci`: every check CI runs, fail-fast, with named steps.
 //! - `test`: starts the real test servers and runs all tests.
+//! - `bench NAME`, `fuzz [SECONDS]`: comparisons with peer implementations; fuzzing.
+//!
+//! Exit status: 0 done, 1 a step failed (`xtask: error: ...`), 2 usage.
 
 mod bench;
+mod checks;
 mod servers;
+mod tools;
 
 use std::env;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]>
+use crate::bench::Bench;
 
-  ci     fmt check, clippy, the facade's feature matrix, all tests (with the real test
-         servers), docs, cargo-deny; installs missing tools (cargo-deny, the Python venv)
+const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
+
+  ci     every check CI runs, stopping at the first failure: the repository is
+         self-contained, fmt, dependency boundaries, clippy, the facade's feature matrix,
+         all tests (with the real test servers), docs, cargo-deny; installs what is missing
+         (the Python venv under target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
-  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)";
+  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)
+
+Cargo tools are installed into $SECRETS_XTASK_TOOLS, else $XDG_CACHE_HOME/secrets-xtask,
+else ~/.cache/secrets-xtask (never into ~/.cargo/bin), and reused by later runs and clones.";
 
 /// Facade feature sets built and tested on their own: none, each feature alone, all.
 const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
@@ -33,21 +46,110 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--all-features"],
 ];
 
-fn main() -> Result<()> {
-    let task = env::args().nth(1);
-    let root = workspace_root();
-    env::set_current_dir(&root)?;
-    let started = Instant::now();
-    match task.as_deref() {
-        Some("ci") => ci(&root)?,
-        Some("test") => test(&root)?,
-        Some("bench") => bench::bench(&root, env::args().nth(2).as_deref())?,
-        Some("fuzz") => fuzz(env::args().nth(2).as_deref())?,
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            return Ok(());
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Ci,
+    Test,
+    Bench(Bench),
+    Fuzz {
+        seconds: u32,
+    },
+    /// Print this usage text and succeed.
+    Help(&'static str),
+}
+
+/// A command line that asks for nothing known: what is wrong, and the usage text to print.
+#[derive(Debug, PartialEq, Eq)]
+struct UsageError {
+    problem: Option<String>,
+    usage: &'static str,
+}
+
+impl UsageError {
+    fn new(problem: Option<String>, usage: &'static str) -> Self {
+        Self { problem, usage }
+    }
+}
+
+/// Parses the arguments after `cargo xtask`.
+fn parse_args(args: &[&str]) -> Result<Task, UsageError> {
+    let usage = |problem: String| UsageError::new(Some(problem), USAGE);
+    let no_more = |task: Task, rest: &[&str], usage_text: &'static str| match rest {
+        [] => Ok(task),
+        [extra, ..] => Err(UsageError::new(
+            Some(format!("unexpected argument `{extra}`")),
+            usage_text,
+        )),
+    };
+    match args {
+        [] => Err(UsageError::new(None, USAGE)),
+        ["help" | "-h" | "--help", rest @ ..] => no_more(Task::Help(USAGE), rest, USAGE),
+        ["ci", rest @ ..] => no_more(Task::Ci, rest, USAGE),
+        ["test", rest @ ..] => no_more(Task::Test, rest, USAGE),
+        ["bench", "help" | "-h" | "--help"] => Ok(Task::Help(bench::USAGE)),
+        ["bench"] => Err(UsageError::new(None, bench::USAGE)),
+        ["bench", name, rest @ ..] => match Bench::from_name(name) {
+            Some(which) => no_more(Task::Bench(which), rest, bench::USAGE),
+            None => Err(UsageError::new(
+                Some(format!("unknown benchmark `{name}`")),
+                bench::USAGE,
+            )),
+        },
+        ["fuzz"] => Ok(Task::Fuzz { seconds: 60 }),
+        ["fuzz", seconds, rest @ ..] => match seconds.parse() {
+            Ok(seconds) => no_more(Task::Fuzz { seconds }, rest, USAGE),
+            Err(_) => Err(usage(format!(
+                "SECONDS must be a whole number, not `{seconds}`"
+            ))),
+        },
+        [other, ..] => Err(usage(format!("unknown task `{other}`"))),
+    }
+}
+
+/// Exit status 0 when the task succeeded, 1 when it failed (`xtask: error: ...` with the
+/// chain of causes, no backtrace), 2 for a command line that asks for nothing known.
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let task = match parse_args(&args) {
+        Ok(Task::Help(usage)) => {
+            // Not println!: `cargo xtask help | head -3` must not panic on the closed pipe.
+            let _ = writeln!(std::io::stdout(), "{usage}");
+            return ExitCode::SUCCESS;
         }
-        _ => bail!("{USAGE}"),
+        Ok(task) => task,
+        Err(UsageError { problem, usage }) => {
+            if let Some(problem) = problem {
+                eprintln!("xtask: {problem}\n");
+            }
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match execute(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(task: Task) -> Result<()> {
+    let root = workspace_root();
+    env::set_current_dir(&root)
+        .with_context(|| format!("cannot change to the workspace root {}", root.display()))?;
+    let started = Instant::now();
+    match task {
+        Task::Ci => ci(&root)?,
+        Task::Test => test(&root)?,
+        Task::Bench(which) => bench::bench(&root, which)?,
+        Task::Fuzz { seconds } => fuzz(seconds)?,
+        Task::Help(usage) => println!("{usage}"),
     }
     println!("xtask: all done in {:.0?}", started.elapsed());
     Ok(())
@@ -69,15 +171,12 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
-/// Runs the decrypt fuzz target for a while (installing cargo-fuzz when missing).
-fn fuzz(seconds: Option<&str>) -> Result<()> {
-    let seconds: u32 = seconds
-        .unwrap_or("60")
-        .parse()
-        .context("SECONDS must be a number")?;
-    ensure_cargo_tool("cargo-fuzz", "fuzz", "cargo-fuzz")?;
-    run(Command::new("cargo")
+/// Runs the decrypt fuzz target for a while (installing cargo-fuzz into the tools cache
+/// when missing).
+fn fuzz(seconds: u32) -> Result<()> {
+    let cargo_fuzz = tools::ensure(&tools::CARGO_FUZZ)?;
+    run(cargo_fuzz
+        .rustup_cargo()
         .args([
             "+nightly",
             "fuzz",
@@ -90,6 +189,7 @@ fn fuzz(seconds: Option<&str>) -> Result<()> {
         .arg(format!("-max_total_time={seconds}")))
 }
 
+/// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     println!("$ {shown}");
@@ -107,8 +207,15 @@ pub(crate) fn cargo() -> Command {
 }
 
 fn ci(root: &Path) -> Result<()> {
+    step(
+        "self-contained (nothing read from outside the repository)",
+        || checks::self_contained(root),
+    )?;
     step("fmt", || {
         run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    step("dependency boundaries", || {
+        checks::dependency_boundaries(checks::BOUNDARIES)
     })?;
     step("clippy", || {
         run(cargo().args([
@@ -137,9 +244,17 @@ fn ci(root: &Path) -> Result<()> {
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
+    // The facade as most users build it: intra-doc links must not need a non-default feature.
+    step("docs (default features)", || {
+        run(cargo()
+            .args(["doc", "--no-deps", "--package", "secrets"])
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
     step("cargo-deny (bans, licenses, sources)", || {
-        ensure_cargo_tool("cargo-deny", "deny", "cargo-deny")?;
-        run(cargo().args(["deny", "check", "bans", "licenses", "sources"]))
+        let cargo_deny = tools::ensure(&tools::CARGO_DENY)?;
+        run(cargo_deny
+            .cargo()
+            .args(["deny", "check", "bans", "licenses", "sources"]))
     })
 }
 
@@ -188,11 +303,38 @@ fn has_cargo_subcommand(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs a cargo tool with `cargo install --locked` when its subcommand is missing.
-fn ensure_cargo_tool(binary: &str, subcommand: &str, krate: &str) -> Result<()> {
-    if has_cargo_subcommand(subcommand) {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_tasks_parse() {
+        assert_eq!(parse_args(&["ci"]), Ok(Task::Ci));
+        assert_eq!(parse_args(&["test"]), Ok(Task::Test));
+        assert_eq!(
+            parse_args(&["bench", "cache"]),
+            Ok(Task::Bench(Bench::Cache))
+        );
+        assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
+        assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));
+        for help in ["help", "-h", "--help"] {
+            assert_eq!(parse_args(&[help]), Ok(Task::Help(USAGE)));
+        }
+        assert_eq!(
+            parse_args(&["bench", "--help"]),
+            Ok(Task::Help(bench::USAGE))
+        );
     }
-    println!("{binary} is missing; installing it");
-    run(cargo().args(["install", "--locked", krate]))
+
+    #[test]
+    fn anything_else_is_a_usage_error() {
+        let usage_of = |args: &[&str]| parse_args(args).map_err(|e| e.usage);
+        assert_eq!(usage_of(&[]), Err(USAGE));
+        assert_eq!(usage_of(&["bogus"]), Err(USAGE));
+        assert_eq!(usage_of(&["ci", "--bogus"]), Err(USAGE));
+        assert_eq!(usage_of(&["fuzz", "soon"]), Err(USAGE));
+        assert_eq!(usage_of(&["bench"]), Err(bench::USAGE));
+        assert_eq!(usage_of(&["bench", "bogus"]), Err(bench::USAGE));
+        assert_eq!(usage_of(&["bench", "cache", "extra"]), Err(bench::USAGE));
+    }
 }

@@ -11,9 +11,11 @@ use serde_json::Value;
 
 use crate::*;
 
+/// A test vector file from the repository's `tests/data/` (copies of the Fernet specification's
+/// vectors and of tokens made by the original Python code; see `tests/data/README.md`).
 fn testdata(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata")
+        .join("../../tests/data")
         .join(name);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

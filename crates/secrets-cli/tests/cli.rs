@@ -395,10 +395,13 @@ fn secret_values_appear_only_on_stdout_of_get() {
     no_leak(&r, "set on malformed file");
 }
 
+/// The first stored value made by the original Python code, from the repository's
+/// `tests/data/simpletuner-compat.json`.
 fn compat_vector() -> (String, String, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/simpletuner-compat.json");
-    let data: serde_json::Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/simpletuner-compat.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let v = &data["vectors"][0];
     let s = |k: &str| v[k].as_str().unwrap().to_owned();
     (s("passphrase"), s("plaintext"), s("stored"))
