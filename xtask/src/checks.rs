@@ -17,12 +17,13 @@ const SELF_CONTAINED_EXTENSIONS: &[&str] = &["rs", "toml"];
 
 /// Strings that mean a path outside the repository wherever they appear. (Written in two
 /// pieces so that this file does not contain them.)
-const OUTSIDE_PATTERNS: &[&str] = &[concat!("shared/", "testdata"), concat!(".", "./../../")];
+const OUTSIDE_PATTERNS: &[&str] = &[concat!("shared/", "testdata")];
 
 /// `git ls-files` under [`SELF_CONTAINED_DIRS`]: no `.rs` or `.toml` file may contain an
 /// [`OUTSIDE_PATTERNS`] string, nor a relative path that climbs (`../`) above the repository
 /// root from the package directory it sits in (the directory of the nearest `Cargo.toml`,
-/// which is where `CARGO_MANIFEST_DIR` and the working directory of tests point).
+/// which is where `CARGO_MANIFEST_DIR` and the working directory of tests point), or, in an
+/// `include_str!`/`include_bytes!` line, from the file's own directory.
 pub(crate) fn self_contained(root: &Path) -> Result<()> {
     let out = Command::new("git")
         .arg("-C")
@@ -58,7 +59,13 @@ pub(crate) fn self_contained(root: &Path) -> Result<()> {
         }
         let text = std::fs::read_to_string(root.join(file))
             .with_context(|| format!("cannot read {file}"))?;
-        problems.extend(outside_paths(file, package_depth(file, &packages), &text));
+        let file_depth = Path::new(file).components().count() - 1;
+        problems.extend(outside_paths(
+            file,
+            package_depth(file, &packages),
+            file_depth,
+            &text,
+        ));
         checked += 1;
     }
     if !problems.is_empty() {
@@ -87,7 +94,7 @@ fn package_depth(file: &str, packages: &HashSet<&str>) -> usize {
 }
 
 /// `file:line: why: the line` for each line of `text` that reaches outside the repository.
-fn outside_paths(file: &str, depth: usize, text: &str) -> Vec<String> {
+fn outside_paths(file: &str, package_depth: usize, file_depth: usize, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let mut why: Vec<String> = OUTSIDE_PATTERNS
@@ -96,6 +103,12 @@ fn outside_paths(file: &str, depth: usize, text: &str) -> Vec<String> {
             .map(|p| format!("contains `{p}`"))
             .collect();
         if why.is_empty() {
+            // `include_str!` paths are relative to the file, others to the package.
+            let depth = if line.contains("include_str!") || line.contains("include_bytes!") {
+                file_depth
+            } else {
+                package_depth
+            };
             let climb = line
                 .match_indices('"')
                 .map(|(at, _)| parent_steps(&line[at + 1..]))
@@ -264,7 +277,7 @@ mod tests {
         let text = climbing(
             "fn data() {\n    let p = Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"^^^elsewhere/x.json\");\n}\n",
         );
-        let problems = outside_paths("crates/a/src/tests.rs", 2, &text);
+        let problems = outside_paths("crates/a/src/tests.rs", 2, 3, &text);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].starts_with("  crates/a/src/tests.rs:2: "),
@@ -272,7 +285,7 @@ mod tests {
         );
 
         let named = format!("let d = \"{}\";", concat!("/srv/shared/", "testdata"));
-        assert_eq!(outside_paths("xtask/src/x.rs", 1, &named).len(), 1);
+        assert_eq!(outside_paths("xtask/src/x.rs", 1, 2, &named).len(), 1);
     }
 
     #[test]
@@ -288,13 +301,17 @@ mod tests {
             ),
             ("crates/a/src/lib.rs", 2, "let s = \"...\"; let t = \"..\";"),
         ] {
-            let problems = outside_paths(file, depth, &climbing(text));
+            let problems = outside_paths(file, depth, depth + 1, &climbing(text));
             assert!(problems.is_empty(), "{text}: {problems:?}");
         }
         assert_eq!(
-            outside_paths("tests/x.rs", 1, &climbing("\"^^x\"")).len(),
+            outside_paths("tests/x.rs", 1, 1, &climbing("\"^^x\"")).len(),
             1
         );
+        // `include_str!` climbs from the file's directory, not the package's.
+        let readme = climbing("#[doc = include_str!(\"^^^README.md\")]");
+        assert!(outside_paths("crates/a/src/lib.rs", 2, 3, &readme).is_empty());
+        assert_eq!(outside_paths("crates/a/lib.rs", 2, 2, &readme).len(), 1);
         assert_eq!(parent_steps(&climbing("^^..\"")), 3);
     }
 
