@@ -132,6 +132,9 @@ pub(crate) enum ChainCommand {
         /// The value; read from stdin when omitted (one trailing newline is dropped).
         /// Prefer stdin: arguments are visible to other users in the process list.
         value: Option<String>,
+        /// Write to this provider of the chain instead of the default writer (the file)
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
         #[command(flatten)]
         chain: ChainArgs,
     },
@@ -139,6 +142,9 @@ pub(crate) enum ChainCommand {
     Delete {
         /// The key
         key: String,
+        /// Delete from this provider of the chain instead of the default writer (the file)
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
         #[command(flatten)]
         chain: ChainArgs,
     },

@@ -81,8 +81,15 @@ async fn run_chain(
         ChainCommand::Get {
             key, default, json, ..
         } => commands::get::run(manager, &key, default, json).await,
-        ChainCommand::Set { key, value, .. } => commands::set::run(manager, &key, value).await,
-        ChainCommand::Delete { key, .. } => commands::delete::run(manager, &key).await,
+        ChainCommand::Set {
+            key,
+            value,
+            provider,
+            ..
+        } => commands::set::run(manager, &key, value, provider.as_deref()).await,
+        ChainCommand::Delete { key, provider, .. } => {
+            commands::delete::run(manager, &key, provider.as_deref()).await
+        }
         ChainCommand::Doctor { json, .. } => commands::doctor::run(config, manager, json).await,
     }
 }

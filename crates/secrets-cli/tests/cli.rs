@@ -606,3 +606,18 @@ fn without_home_the_passwd_entry_is_used() {
     );
     assert_eq!(file["configured"], true, "{report}");
 }
+
+#[test]
+fn writes_can_name_their_provider() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["set", "K", "v", "--provider", "file"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sb.run(&["get", "K"], &[]).stdout, "v\n");
+    let r = sb.run(&["set", "K", "v", "--provider", "env"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("read-only"), "{}", r.stderr);
+    let r = sb.run(&["delete", "K", "--provider", "vault"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("not in the chain"), "{}", r.stderr);
+    assert_eq!(sb.run(&["delete", "K", "--provider", "file"], &[]).code, 0);
+}

@@ -293,6 +293,36 @@ impl fmt::Display for ProviderError {
     }
 }
 
+/// Clones keep the source's message but not its type (a boxed error cannot be cloned).
+impl Clone for ProviderError {
+    fn clone(&self) -> Self {
+        let this = &self.0;
+        Self(Box::new(Inner {
+            provider: this.provider.clone(),
+            kind: this.kind,
+            key: this.key.clone(),
+            location: this.location.clone(),
+            message: this.message.clone(),
+            source: this
+                .source
+                .as_ref()
+                .map(|s| Box::new(SourceText(s.to_string())) as BoxError),
+        }))
+    }
+}
+
+/// The message of a source error whose type was lost in a clone.
+#[derive(Debug)]
+struct SourceText(String);
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceText {}
+
 impl fmt::Debug for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let this = &self.0;
@@ -340,6 +370,14 @@ pub enum SecretsError {
     /// The writable provider failed.
     #[error(transparent)]
     Write(ProviderError),
+    /// A write named a provider that is not in the chain.
+    #[error("provider `{}` is not in the chain (configured: {configured})", Escaped(.provider))]
+    UnknownProvider {
+        /// The name asked for.
+        provider: String,
+        /// The providers of the chain, comma-separated.
+        configured: String,
+    },
 }
 
 fn join(failures: &[ProviderError]) -> String {
@@ -364,7 +402,7 @@ impl SecretsError {
         match self {
             Self::ProvidersFailed { failures, .. } => failures.iter().collect(),
             Self::Write(e) => vec![e],
-            Self::NoWritableProvider { .. } => Vec::new(),
+            Self::NoWritableProvider { .. } | Self::UnknownProvider { .. } => Vec::new(),
         }
     }
 
@@ -426,6 +464,27 @@ mod tests {
         let e = ProviderError::io("file", "writing", Location::file("/s.json"), other);
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(format!("{e:?}").contains("disk on fire"));
+    }
+
+    #[test]
+    fn clones_keep_every_field_and_the_source_text() {
+        let e = ProviderError::io(
+            "file",
+            "reading",
+            Location::file("/s.json"),
+            std::io::Error::other("disk on fire"),
+        )
+        .with_key("K");
+        let c = e.clone();
+        assert_eq!(c.to_string(), e.to_string());
+        assert_eq!(
+            (c.kind(), c.key(), c.location()),
+            (e.kind(), e.key(), e.location())
+        );
+        assert_eq!(
+            std::error::Error::source(&c).map(ToString::to_string),
+            Some("disk on fire".to_owned())
+        );
     }
 
     #[test]

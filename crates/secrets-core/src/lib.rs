@@ -21,6 +21,7 @@ mod error;
 mod manager;
 mod memory;
 mod provider;
+mod snapshot;
 
 pub use async_trait::async_trait;
 pub use error::{BoxError, ErrorKind, Location, ProviderError, SecretsError};
@@ -31,6 +32,7 @@ pub use manager::{
 pub use memory::MemoryProvider;
 pub use provider::SecretProvider;
 pub use secret_value::Secret;
+pub use snapshot::{Snapshot, SnapshotPolicy};
 pub use ttl_cache::{CacheStats, Clock, ManualClock, SystemClock};
 
 #[cfg(test)]

@@ -147,13 +147,16 @@ impl SecretsManager {
     /// Looks a key up and reports which provider served it.
     pub async fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
         self.cache
-            .try_get_or_insert_with_async(key.to_owned(), self.walk(key))
+            .try_get_or_insert_with_capped_async(key.to_owned(), self.walk(key))
             .await
     }
 
-    /// Asks the providers in order; the first that has the key wins.
-    async fn walk(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
+    /// Asks the providers in order; the first that has the key wins. Also returns how long
+    /// the answer may be cached at most: the shortest [`SecretProvider::freshness`] of the
+    /// providers asked, since each of their answers shaped it.
+    async fn walk(&self, key: &str) -> Result<(Option<Resolved>, Option<Duration>), SecretsError> {
         let mut failures: Vec<ProviderError> = Vec::new();
+        let mut cap: Option<Duration> = None;
         for provider in &self.providers {
             if !provider.is_available() {
                 tracing::trace!(
@@ -163,13 +166,18 @@ impl SecretsManager {
                 );
                 continue;
             }
-            match provider.get(key).await {
+            let answer = provider.get(key).await;
+            if let Some(fresh) = provider.freshness() {
+                cap = Some(cap.map_or(fresh, |c| c.min(fresh)));
+            }
+            match answer {
                 Ok(Some(value)) => {
                     tracing::debug!(provider = provider.name(), key, "secret resolved");
-                    return Ok(Some(Resolved {
+                    let resolved = Resolved {
                         value,
                         provider: provider.name().to_owned(),
-                    }));
+                    };
+                    return Ok((Some(resolved), cap));
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -180,7 +188,7 @@ impl SecretsManager {
         }
         if failures.is_empty() {
             tracing::debug!(key, "secret not found in any provider");
-            Ok(None)
+            Ok((None, cap))
         } else {
             Err(SecretsError::ProvidersFailed {
                 key: key.to_owned(),
@@ -209,10 +217,59 @@ impl SecretsManager {
             })
     }
 
+    /// The provider of the chain (or the fallback writer) with this name, if it accepts
+    /// writes.
+    fn named_writer(
+        &self,
+        name: &str,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<&Arc<dyn SecretProvider>, SecretsError> {
+        let provider = self
+            .providers
+            .iter()
+            .chain(self.fallback_writer.as_ref())
+            .find(|p| p.name() == name)
+            .ok_or_else(|| SecretsError::UnknownProvider {
+                provider: name.to_owned(),
+                configured: self.provider_names().join(", "),
+            })?;
+        if provider.supports_writes() {
+            Ok(provider)
+        } else {
+            Err(SecretsError::Write(ProviderError::read_only(
+                name.to_owned(),
+                operation,
+                key,
+            )))
+        }
+    }
+
     /// Stores a value in the writable provider and drops the key from the cache.
     pub async fn set(&self, key: &str, value: impl Into<Secret>) -> Result<(), SecretsError> {
         let writer = self.writer_for("set", key)?;
-        let result = writer.set(key, &value.into()).await;
+        self.set_with(writer, key, &value.into()).await
+    }
+
+    /// Stores a value in the named provider (`aws`, `vault`, ...) instead of the default
+    /// writer, and drops the key from the cache.
+    pub async fn set_in(
+        &self,
+        provider: &str,
+        key: &str,
+        value: impl Into<Secret>,
+    ) -> Result<(), SecretsError> {
+        let writer = self.named_writer(provider, "set", key)?;
+        self.set_with(writer, key, &value.into()).await
+    }
+
+    async fn set_with(
+        &self,
+        writer: &Arc<dyn SecretProvider>,
+        key: &str,
+        value: &Secret,
+    ) -> Result<(), SecretsError> {
+        let result = writer.set(key, value).await;
         self.cache.remove(key);
         result.map_err(SecretsError::Write)?;
         tracing::info!(provider = writer.name(), key, "secret stored");
@@ -222,6 +279,20 @@ impl SecretsManager {
     /// Removes a key from the writable provider; `Ok(true)` when it existed there.
     pub async fn delete(&self, key: &str) -> Result<bool, SecretsError> {
         let writer = self.writer_for("delete", key)?;
+        self.delete_with(writer, key).await
+    }
+
+    /// Removes a key from the named provider; `Ok(true)` when it existed there.
+    pub async fn delete_in(&self, provider: &str, key: &str) -> Result<bool, SecretsError> {
+        let writer = self.named_writer(provider, "delete", key)?;
+        self.delete_with(writer, key).await
+    }
+
+    async fn delete_with(
+        &self,
+        writer: &Arc<dyn SecretProvider>,
+        key: &str,
+    ) -> Result<bool, SecretsError> {
         let result = writer.delete(key).await;
         self.cache.remove(key);
         let existed = result.map_err(SecretsError::Write)?;

@@ -1,5 +1,7 @@
 //! The [`SecretProvider`] trait that every backend implements.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::{ProviderError, Secret};
@@ -23,6 +25,14 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
 
     /// A real round trip to the backend, used by health checks (`secrets doctor`).
     async fn health(&self) -> Result<(), ProviderError>;
+
+    /// For how long the answers this provider gives now stay fresh, if it keeps its own copy
+    /// of a remote object (AWS, Vault): the time left until that copy expires. The manager
+    /// caches an answer no longer than this, so the two caches never stack and a changed
+    /// value is seen within one TTL. `None` (the default): the manager's own TTL applies.
+    fn freshness(&self) -> Option<Duration> {
+        None
+    }
 
     /// Whether [`set`](Self::set) and [`delete`](Self::delete) are supported.
     fn supports_writes(&self) -> bool {

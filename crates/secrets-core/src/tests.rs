@@ -291,3 +291,78 @@ async fn health_report_covers_every_provider() {
             .contains("simulated failure")
     );
 }
+
+/// A provider that keeps its own copy which stays fresh for a set time.
+#[derive(Debug)]
+struct Remote {
+    inner: MemoryProvider,
+    fresh_for: Duration,
+}
+
+#[async_trait]
+impl SecretProvider for Remote {
+    fn name(&self) -> &str {
+        "remote"
+    }
+    fn is_available(&self) -> bool {
+        true
+    }
+    async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
+        self.inner.get(key).await
+    }
+    async fn health(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn freshness(&self) -> Option<Duration> {
+        Some(self.fresh_for)
+    }
+}
+
+#[tokio::test]
+async fn answers_of_a_caching_provider_are_kept_no_longer_than_its_copy() {
+    let clock = Arc::new(ManualClock::new());
+    let remote = Arc::new(Remote {
+        inner: MemoryProvider::new("remote").with("K", "v1"),
+        fresh_for: Duration::from_secs(30),
+    });
+    let before = mem("before");
+    let m = SecretsManager::builder()
+        .provider(before.clone())
+        .provider(remote.clone())
+        .clock(clock.clone())
+        .build();
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "v1");
+    remote.inner.insert("K", "v2");
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "v1");
+    // The manager's 300 s do not stack on top of the provider's 30 s.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(m.get("K").await.unwrap().unwrap().expose(), "v2");
+    // A miss is kept no longer than the shorter of the negative TTL and the copy.
+    assert!(m.get("MISSING").await.unwrap().is_none());
+    assert_eq!(before.lookups(), 3);
+    clock.advance(DEFAULT_NEGATIVE_CACHE_TTL);
+    assert!(m.get("MISSING").await.unwrap().is_none());
+    assert_eq!(before.lookups(), 4);
+}
+
+#[tokio::test]
+async fn writes_can_target_a_named_provider() {
+    let (a, b) = (mem("a"), mem("b"));
+    let m = chain(&[&a, &b]).build();
+    m.set_in("b", "K", "to-b").await.unwrap();
+    assert!(a.get("K").await.unwrap().is_none());
+    assert_eq!(b.get("K").await.unwrap().unwrap().expose(), "to-b");
+    assert!(m.delete_in("b", "K").await.unwrap());
+    let err = m.set_in("nope", "K", "v").await.unwrap_err();
+    assert!(matches!(err, SecretsError::UnknownProvider { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "provider `nope` is not in the chain (configured: a, b)"
+    );
+    let ro = SecretsManager::builder()
+        .provider(Arc::new(ReadOnly))
+        .build();
+    let err = ro.set_in("ro", "K", "v").await.unwrap_err();
+    assert_eq!(err.provider_errors()[0].kind(), ErrorKind::ReadOnly);
+}

@@ -101,6 +101,22 @@ impl SecretsManager {
         self.block_on(self.inner.set(key, value))
     }
 
+    /// See [`secrets_core::SecretsManager::set_in`].
+    pub fn set_in(
+        &self,
+        provider: &str,
+        key: &str,
+        value: impl Into<Secret>,
+    ) -> Result<(), SecretsError> {
+        let value = value.into();
+        self.block_on(self.inner.set_in(provider, key, value))
+    }
+
+    /// See [`secrets_core::SecretsManager::delete_in`].
+    pub fn delete_in(&self, provider: &str, key: &str) -> Result<bool, SecretsError> {
+        self.block_on(self.inner.delete_in(provider, key))
+    }
+
     /// See [`secrets_core::SecretsManager::delete`].
     pub fn delete(&self, key: &str) -> Result<bool, SecretsError> {
         self.block_on(self.inner.delete(key))

@@ -67,7 +67,7 @@ pub use secrets_core::{
     CLOUD_WEBHOOK_SECRET, CacheStats, Clock, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
     ErrorKind, HF_TOKEN, Location, ManualClock, MemoryProvider, ProviderError, ProviderHealth,
     REPLICATE_API_TOKEN, Resolved, Secret, SecretProvider, SecretsError, SecretsManager,
-    SecretsManagerBuilder, SystemClock, async_trait,
+    SecretsManagerBuilder, Snapshot, SnapshotPolicy, SystemClock, async_trait,
 };
 
 /// The environment-variable provider crate.

@@ -543,6 +543,43 @@ where
         }
     }
 
+    /// Like [`try_get_or_insert_with_async`](Self::try_get_or_insert_with_async), where the
+    /// future also says how long its value may be kept at most (`None`: the usual TTL). The
+    /// value is stored for the shorter of that and the usual TTL; a zero cap stores nothing.
+    /// For values that come from another cache with its own expiry, so the two never stack.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub async fn try_get_or_insert_with_capped_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<(V, Option<Duration>), E>>,
+    ) -> Result<V, E> {
+        let mut init = Some(init);
+        loop {
+            match self.join_or_lead(&key) {
+                Ok(value) => return Ok(value),
+                Err(Role::Follower(flight)) => {
+                    if let Some(value) = flight.wait_async().await {
+                        return Ok(value);
+                    }
+                }
+                Err(Role::Leader(flight)) => {
+                    let guard = LeaderGuard::new(self, flight);
+                    let Some(init) = init.take() else {
+                        unreachable!("a caller leads at most once: it returns after leading")
+                    };
+                    return match init.await {
+                        Ok((value, cap)) => {
+                            let cap = cap.map(|c| self.clock.ticks(c));
+                            guard.complete_capped(Ok(value), cap)
+                        }
+                        Err(e) => guard.complete(Err(e)),
+                    };
+                }
+            }
+        }
+    }
+
     /// A hit, or this caller's role in loading the key.
     fn join_or_lead(&self, key: &K) -> Result<V, Role<K, V>> {
         let hash = self.hash(key);
@@ -598,7 +635,7 @@ where
 
     /// Takes the flight out of its shard; stores `value` there unless the key was
     /// invalidated meanwhile.
-    fn settle(&self, value: Option<&V>) {
+    fn settle(&self, value: Option<&V>, cap_ticks: Option<u64>) {
         let cache = self.cache;
         let hash = self.flight.hash;
         let mut shard = cache.shard(hash);
@@ -611,7 +648,7 @@ where
         if let Some(value) = value
             && !self.flight.is_stale()
         {
-            let ttl = cache.ttl_for(value);
+            let ttl = cache.ttl_for(value).min(cap_ticks.unwrap_or(u64::MAX));
             if ttl > 0 {
                 let now = cache.clock.now();
                 let kind = if ttl == cache.default_ttl_ticks {
@@ -630,15 +667,20 @@ where
         }
     }
 
-    fn complete<E>(mut self, result: Result<V, E>) -> Result<V, E> {
+    fn complete<E>(self, result: Result<V, E>) -> Result<V, E> {
+        self.complete_capped(result, None)
+    }
+
+    /// Completes the flight; a stored value lives at most `cap_ticks`.
+    fn complete_capped<E>(mut self, result: Result<V, E>, cap_ticks: Option<u64>) -> Result<V, E> {
         match &result {
             Ok(value) => {
-                self.settle(Some(value));
+                self.settle(Some(value), cap_ticks);
                 self.flight.finish(FlightState::Done(value.clone()));
             }
             Err(_) => {
                 self.cache.load_failures.fetch_add(1, Ordering::Relaxed);
-                self.settle(None);
+                self.settle(None, None);
                 self.flight.finish(FlightState::Abandoned);
             }
         }
@@ -657,7 +699,7 @@ where
         if !self.finished {
             // The loader panicked or the loading future was dropped.
             self.cache.load_failures.fetch_add(1, Ordering::Relaxed);
-            self.settle(None);
+            self.settle(None, None);
             self.flight.finish(FlightState::Abandoned);
         }
     }

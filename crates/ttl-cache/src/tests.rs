@@ -291,3 +291,40 @@ fn cached_works_inside_this_crate() {
     assert_eq!(tripled_cache().get(&(2,)), Some(6));
     assert_eq!(tripled_cache().default_ttl(), 5 * SECOND);
 }
+
+#[cfg(feature = "async")]
+#[test]
+fn a_capped_load_lives_for_the_shorter_ttl() {
+    let (cache, clock) = cache(10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let load = |v: u32, cap: Option<Duration>| async move { Ok::<_, ()>((v, cap)) };
+    rt.block_on(async {
+        // A cap shorter than the default TTL (10 s here) wins.
+        let v = cache
+            .try_get_or_insert_with_capped_async(1, load(10, Some(Duration::from_secs(5))))
+            .await;
+        assert_eq!(v, Ok(10));
+        // A cap longer than the default TTL does not extend it.
+        cache
+            .try_get_or_insert_with_capped_async(2, load(20, Some(Duration::from_secs(600))))
+            .await
+            .unwrap();
+        // No cap: the default TTL.
+        cache
+            .try_get_or_insert_with_capped_async(3, load(30, None))
+            .await
+            .unwrap();
+        // A zero cap returns the value and stores nothing.
+        let v = cache
+            .try_get_or_insert_with_capped_async(4, load(40, Some(Duration::ZERO)))
+            .await;
+        assert_eq!((v, cache.get(&4)), (Ok(40), None));
+    });
+    clock.advance(5 * SECOND);
+    assert_eq!(cache.get(&1), None);
+    assert_eq!((cache.get(&2), cache.get(&3)), (Some(20), Some(30)));
+    clock.advance(5 * SECOND);
+    assert_eq!((cache.get(&2), cache.get(&3)), (None, None));
+}

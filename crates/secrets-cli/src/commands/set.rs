@@ -9,6 +9,7 @@ pub(crate) async fn run(
     manager: &SecretsManager,
     key: &str,
     value: Option<String>,
+    provider: Option<&str>,
 ) -> Result<u8, Failure> {
     let value = match value {
         Some(v) => Secret::new(v),
@@ -20,9 +21,18 @@ pub(crate) async fn run(
             format!("refusing to store an empty value for key `{key}`"),
         ));
     }
-    manager.set(key, value).await?;
-    if let Some(writer) = manager.writer() {
-        eprintln!("secrets: stored `{key}` in provider `{}`", writer.name());
+    let written_to = match provider {
+        Some(name) => {
+            manager.set_in(name, key, value).await?;
+            Some(name.to_owned())
+        }
+        None => {
+            manager.set(key, value).await?;
+            manager.writer().map(|w| w.name().to_owned())
+        }
+    };
+    if let Some(name) = written_to {
+        eprintln!("secrets: stored `{key}` in provider `{name}`");
     }
     Ok(0)
 }
