@@ -219,13 +219,13 @@ fn yaml_stays_yaml() {
     assert_eq!(sb.run(&["set", "NEW", "two"], &[]).code, 0);
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
-        "EXISTING: one\nNEW: two\n"
+        "EXISTING: one\nNEW: \"two\"\n"
     );
     assert!(!sb.app_dir().join("secrets.json").exists());
     let explicit = sb.home.path().join("elsewhere/s.yml");
     let p = explicit.to_str().unwrap();
     assert_eq!(sb.run(&["--secrets-file", p, "set", "K", "v"], &[]).code, 0);
-    assert_eq!(fs::read_to_string(&explicit).unwrap(), "K: v\n");
+    assert_eq!(fs::read_to_string(&explicit).unwrap(), "K: \"v\"\n");
 }
 
 #[test]
