@@ -5,7 +5,7 @@
 
 use serde::de::IgnoredAny;
 
-use crate::document::{Document, Entry, EntrySpan, MAX_DEPTH, Shape, Value, position};
+use crate::document::{Document, Entry, EntrySpan, LineIndex, MAX_DEPTH, Shape, Value, position};
 use crate::parse::ParseFailure;
 
 pub(crate) fn parse(text: &str, start: usize) -> Result<Document, ParseFailure> {
@@ -53,6 +53,7 @@ pub(crate) fn parse(text: &str, start: usize) -> Result<Document, ParseFailure> 
         }
     }
     scanner.at += 1;
+    let line_index = LineIndex::new(text);
     let mut entries = Vec::new();
     loop {
         scanner.skip_ws();
@@ -68,7 +69,7 @@ pub(crate) fn parse(text: &str, start: usize) -> Result<Document, ParseFailure> 
         let value_start = scanner.at;
         let value = scanner.value()?;
         let value_range = value_start..scanner.at;
-        let (line, column) = position(text, key_range.start);
+        let (line, column) = line_index.position(key_range.start);
         entries.push(Entry {
             key,
             value,

@@ -491,6 +491,10 @@ impl SecretProvider for FileProvider {
         }
     }
 
+    fn lookup_location(&self, _key: &str) -> Option<Location> {
+        Some(Location::file(self.path()))
+    }
+
     fn supports_writes(&self) -> bool {
         true
     }

@@ -15,7 +15,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 use zeroize::Zeroize;
 
 use crate::document::{
-    Document, Entry, EntrySpan, MAX_DEPTH, Shape, Value, line_end, line_start, position,
+    Document, Entry, EntrySpan, LineIndex, MAX_DEPTH, Shape, Value, line_end, line_start, position,
 };
 use crate::parse::ParseFailure;
 
@@ -327,6 +327,7 @@ fn interpret(
             ));
         }
     };
+    let line_index = LineIndex::new(text);
     let mut explicit = Vec::new();
     let mut merged: Vec<Entry> = Vec::new();
     // Where the last pair ends (merge keys included), for appending a new entry.
@@ -350,7 +351,7 @@ fn interpret(
         let end = arena.content_end[value_index].max(key_start + 1);
         last_line_end = Some(line_end(text, end - 1));
         if *plain && key == "<<" {
-            merge(text, arena, value_index, &mut merged)?;
+            merge(text, &line_index, arena, value_index, &mut merged)?;
             continue;
         }
         let key_range = key_start..match &arena.nodes[key_index] {
@@ -365,7 +366,7 @@ fn interpret(
             line_start(text, key_range.start)
                 ..line_end(text, value_range.end.saturating_sub(1).max(key_range.start))
         };
-        let (line, column) = position(text, key_range.start);
+        let (line, column) = line_index.position(key_range.start);
         explicit.push(Entry {
             key: key.to_string(),
             value: value_of(arena, value_index),
@@ -409,6 +410,7 @@ fn interpret(
 /// The entries a merge key's value brings: a mapping, or a sequence of mappings.
 fn merge(
     text: &str,
+    line_index: &LineIndex<'_>,
     arena: &Arena<'_>,
     value_index: usize,
     merged: &mut Vec<Entry>,
@@ -439,7 +441,7 @@ fn merge(
             if v == usize::MAX || merged.iter().any(|e| e.key == key.as_ref()) {
                 continue;
             }
-            let (line, column) = position(text, arena_start(arena, k));
+            let (line, column) = line_index.position(arena_start(arena, k));
             merged.push(Entry {
                 key: key.to_string(),
                 value: value_of(arena, v),

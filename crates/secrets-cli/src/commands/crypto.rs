@@ -2,12 +2,12 @@
 //! never the provider chain.
 
 use secrets::AppName;
-use secrets::crypto::{CryptoError, KeyLoader};
+use secrets::crypto::{CryptoError, KeyLoader, KeyOrigin};
 use zeroize::Zeroizing;
 
 use crate::cli::CryptoCommand;
 use crate::failure::{Failure, exit};
-use crate::input::read_stdin_value;
+use crate::input::read_stdin_text;
 use crate::output::write_stdout;
 
 fn failure(e: CryptoError) -> Failure {
@@ -15,11 +15,16 @@ fn failure(e: CryptoError) -> Failure {
 }
 
 pub(crate) fn run(app: &AppName, command: &CryptoCommand) -> Result<u8, Failure> {
-    let input = read_stdin_value()?;
-    let cipher = KeyLoader::new(app)
-        .load()
-        .and_then(|keyring| keyring.cipher())
-        .map_err(failure)?;
+    let input = read_stdin_text(exit::CRYPTO)?;
+    let keyring = KeyLoader::new(app).load().map_err(failure)?;
+    if let KeyOrigin::Generated(path) = &keyring.origin {
+        eprintln!(
+            "secrets: generated a new credential key in {} (mode 0600). Back it up together \
+             with the data it protects: without it, stored credentials cannot be decrypted.",
+            path.display()
+        );
+    }
+    let cipher = keyring.cipher().map_err(failure)?;
     let output = match command {
         CryptoCommand::Encrypt => Zeroizing::new(cipher.encrypt(input.expose())),
         CryptoCommand::Decrypt => Zeroizing::new(

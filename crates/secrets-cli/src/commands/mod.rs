@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod completions;
 pub(crate) mod crypto;
 pub(crate) mod delete;
 pub(crate) mod doctor;
