@@ -274,8 +274,13 @@ proptest! {
         let keys = FileProvider::new(&path).keys().unwrap_or_default();
         for text in &mut shown {
             for key in keys.iter().filter(|k| k.contains(FRAGMENT)) {
-                // As written, as `Debug` shows it, and as messages escape it.
-                for form in [key.clone(), key.escape_debug().to_string(), key.escape_default().to_string()] {
+                // As written, as `Debug` shows it, and as messages show it (control
+                // characters escaped).
+                let in_messages: String = key
+                    .chars()
+                    .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+                    .collect();
+                for form in [key.clone(), key.escape_debug().to_string(), in_messages] {
                     *text = text.replace(&form, "<a key>");
                 }
             }

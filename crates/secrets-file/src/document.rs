@@ -182,7 +182,7 @@ impl<'a> LineIndex<'a> {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let offset = char_floor(self.text, offset);
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
         (line, self.text[start..offset].chars().count() + 1)
@@ -192,19 +192,31 @@ impl<'a> LineIndex<'a> {
 /// 1-based line and column (in characters) of a byte offset (one lookup; for many, use a
 /// [`LineIndex`]).
 pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let before = &text[..char_floor(text, offset)];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
+/// `offset`, moved back to the start of the character it falls in (offsets computed as "one
+/// before the end" can land inside a multi-byte character).
+fn char_floor(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
 /// The offset of the start of the line holding `offset`.
 pub(crate) fn line_start(text: &str, offset: usize) -> usize {
+    let offset = char_floor(text, offset);
     text[..offset].rfind('\n').map_or(0, |i| i + 1)
 }
 
 /// The offset just after the end of the line holding `offset` (after its `\n`, or the end).
 pub(crate) fn line_end(text: &str, offset: usize) -> usize {
+    let offset = char_floor(text, offset);
     text[offset..]
         .find('\n')
         .map_or(text.len(), |i| offset + i + 1)

@@ -49,6 +49,8 @@
 
 mod document;
 mod edit;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod parse;
 mod write;

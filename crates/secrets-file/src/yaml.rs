@@ -688,6 +688,15 @@ mod tests {
     }
 
     #[test]
+    fn offsets_inside_multibyte_characters_do_not_panic() {
+        // Found by the fuzz target: "one before the end" of a key landed inside U+FFFB.
+        let _ = parse("\u{fffb}: ", 0);
+        let _ = parse("\u{fffb}: \u{fffb}\n", 0);
+        let doc = parse("é: ü\n", 0).unwrap();
+        assert_eq!(shown(&doc, "é"), "ü");
+    }
+
+    #[test]
     fn deep_nesting_is_refused_quickly() {
         let started = std::time::Instant::now();
         let brackets = format!("k: {}", "[".repeat(500_000));
