@@ -2,7 +2,6 @@
 //! uses), and entries a write did not touch keep the value PyYAML read before. The real
 //! PyYAML of the test virtualenv does the reading.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use integration_tests::test_python;

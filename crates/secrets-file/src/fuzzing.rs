@@ -46,3 +46,53 @@ pub fn outputs(yaml: bool, text: &str) -> (Vec<String>, Vec<String>) {
     }
     (shown, keys)
 }
+
+/// The leak oracle: whether `message` shows `fragment` anywhere other than inside one of the
+/// document's top-level `keys` (names, which messages may show), in any of the forms a key
+/// takes in a message: as written, as `Debug` writes it, or with control characters escaped.
+pub fn leaks(message: &str, keys: &[String], fragment: &str) -> bool {
+    let mut covered = vec![false; message.len()];
+    for key in keys.iter().filter(|k| k.contains(fragment)) {
+        let escaped: String = key
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let debug = format!("{key:?}");
+        let debug = debug.trim_matches('"').to_owned();
+        for form in [key.as_str(), debug.as_str(), escaped.as_str()] {
+            for (at, _) in message.match_indices(form) {
+                covered[at..at + form.len()]
+                    .iter_mut()
+                    .for_each(|c| *c = true);
+            }
+        }
+    }
+    message
+        .match_indices(fragment)
+        .any(|(at, _)| !covered[at..at + fragment.len()].iter().all(|&c| c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracle_allows_keys_and_catches_values() {
+        let keys = vec!["aSECRETb".to_owned(), "x\u{1}SECRET".to_owned()];
+        assert!(!leaks(
+            "key `aSECRETb` and key `x\\u{1}SECRET`",
+            &keys,
+            "SECRET"
+        ));
+        assert!(!leaks("Some(\"x\\u{1}SECRET\")", &keys, "SECRET"));
+        assert!(leaks("key `aSECRETb`: value SECRET", &keys, "SECRET"));
+        assert!(leaks("SECRET", &[], "SECRET"));
+        assert!(!leaks("nothing here", &[], "SECRET"));
+    }
+}
