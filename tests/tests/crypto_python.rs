@@ -130,6 +130,7 @@ fn key_files_the_original_read_decrypt_what_it_stored() {
             "two lines",
         ),
         ("  padded passphrase \t\n", "surrounding whitespace"),
+        ("line-one-AAAA\r\nline-two-BBBB\r\n", "Windows line endings"),
         ("", "empty"),
         ("\n \n", "whitespace only"),
     ] {

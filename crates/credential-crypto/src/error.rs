@@ -51,6 +51,16 @@ pub enum CryptoError {
         #[source]
         source: std::io::Error,
     },
+    /// There is no key, and the loader was told not to create one.
+    #[error(
+        "no credential key: ${variable} is unset and {} does not exist; nothing could be decrypted with a new key", .path.display()
+    )]
+    NoKey {
+        /// The variable that was looked at.
+        variable: String,
+        /// The key file that was looked for.
+        path: PathBuf,
+    },
     /// The key's variable or file cannot be read or located: a variable that is not UTF-8,
     /// or no home directory to find the key file in.
     #[error("cannot locate the credential key: {0}")]

@@ -121,6 +121,7 @@ pub struct KeyLoader {
     app: AppName,
     key_file: Option<PathBuf>,
     lookup: EnvLookup,
+    create_if_missing: bool,
 }
 
 impl std::fmt::Debug for KeyLoader {
@@ -139,7 +140,16 @@ impl KeyLoader {
             app: app.clone(),
             key_file: None,
             lookup: Box::new(|name| std::env::var_os(name)),
+            create_if_missing: true,
         }
+    }
+
+    /// Whether [`load`](Self::load) generates a key when there is none (the default). Turn
+    /// it off where a new key is useless, such as for decryption: a key made now cannot
+    /// decrypt anything stored before.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
     }
 
     /// Uses this key file instead of `~/.<app>/credential.key`.
@@ -202,6 +212,12 @@ impl KeyLoader {
         };
         let (current, origin) = match read_key_file(&path)? {
             Some(current) => (current, KeyOrigin::File(path.clone())),
+            None if !self.create_if_missing => {
+                return Err(CryptoError::NoKey {
+                    variable: env_var,
+                    path,
+                });
+            }
             None => {
                 let created = create_key_file(&path)?;
                 let current = read_key_file(&path)?.ok_or_else(|| CryptoError::KeyFile {
@@ -290,8 +306,14 @@ fn read_text(path: &Path, what: &str) -> Result<Option<Zeroizing<String>>, Crypt
 }
 
 /// The passphrase of a key file (the whole file, stripped); `None` when it does not exist.
+/// Line breaks are read as Python's `read_text()` reads them (universal newlines: `\r\n`
+/// and `\r` become `\n`), so a multi-line key file with Windows line endings is the same
+/// passphrase as for the original.
 fn read_key_file(path: &Path) -> Result<Option<Secret>, CryptoError> {
-    Ok(read_text(path, "credential key file")?.map(|text| Secret::new(python_strip(&text))))
+    Ok(read_text(path, "credential key file")?.map(|text| {
+        let universal = Zeroizing::new(text.replace("\r\n", "\n").replace('\r', "\n"));
+        Secret::new(python_strip(&universal))
+    }))
 }
 
 /// The previous passphrases (one per line); none when the file does not exist.

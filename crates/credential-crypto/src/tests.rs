@@ -399,6 +399,12 @@ fn the_whole_key_file_stripped_is_one_passphrase_as_in_the_original() {
     let ring = loader(&dir, &[]).load().unwrap();
     assert_eq!(ring.current.expose(), "line-one\nline-two");
     assert!(ring.previous.is_empty());
+    // Python's read_text() reads Windows and old Mac line endings as `\n`.
+    for ending in ["\r\n", "\r"] {
+        fs::write(&path, format!("line-one{ending}line-two{ending}")).unwrap();
+        let ring = loader(&dir, &[]).load().unwrap();
+        assert_eq!(ring.current.expose(), "line-one\nline-two", "{ending:?}");
+    }
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub use names::{
 pub use perms::{
     create_private_dir, is_exposed, private_options, sync_dir, warn_if_exposed, warn_if_unsafe,
 };
-pub use read::read_regular_file;
+pub use read::{file_kind, read_regular_file};
 #[cfg(feature = "tokio")]
 pub use unblock::unblock;
 pub use write::{

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-/// What a path is, for messages: `a directory`, `a FIFO`, ...
-pub(crate) fn kind_of(file_type: &fs::FileType) -> &'static str {
+/// What a file type is, for messages: `a directory`, `a FIFO`, `a device`, ...
+pub fn file_kind(file_type: &fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -77,7 +77,7 @@ pub fn read_regular_file(path: &Path, max_len: u64) -> io::Result<Option<Zeroizi
     if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("it is {}, not a regular file", kind_of(&meta.file_type())),
+            format!("it is {}, not a regular file", file_kind(&meta.file_type())),
         ));
     }
     if meta.len() > max_len {

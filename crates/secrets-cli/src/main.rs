@@ -18,6 +18,7 @@ use secrets::{Config, SecretsManager};
 
 use crate::cli::{ChainCommand, Cli, Command};
 use crate::failure::{Failure, exit};
+use crate::output::say;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
             code,
             message: Some(message),
         }) => {
-            eprintln!("secrets: error: {message}");
+            say(&format!("secrets: error: {message}"));
             ExitCode::from(code)
         }
         Err(Failure {

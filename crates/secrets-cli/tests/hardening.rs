@@ -458,49 +458,27 @@ fn a_tilde_in_a_configured_path_is_expanded() {
 
 #[test]
 fn set_on_a_terminal_prompts_without_echo() {
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let sb = Sandbox::new();
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let slave = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    let mut pty = Pty::open();
     let mut child = sb
         .command(&["set", "TTY_KEY"], &[])
-        .stdin(slave.try_clone().unwrap())
+        .stdin(pty.slave.try_clone().unwrap())
         .stdout(Stdio::null())
-        .stderr(slave)
+        .stderr(pty.slave.try_clone().unwrap())
         .spawn()
         .unwrap();
-    let mut master = fs::File::from(master);
-    // Wait for the prompt (echo is off by then), then type the value.
-    let mut seen = Vec::new();
-    let started = Instant::now();
-    while !String::from_utf8_lossy(&seen).contains("input hidden") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no prompt: {seen:?}"
-        );
-        let mut buf = [0u8; 256];
-        let n = master.read(&mut buf).unwrap();
-        seen.extend_from_slice(&buf[..n]);
-    }
-    master
-        .write_all(format!("{SENTINEL}\n").as_bytes())
+    // Wait for the prompt (echo is off by then), then type the value, with a correction.
+    let mut seen = pty.wait_for("input hidden");
+    pty.master
+        .write_all(format!("{SENTINEL}x\x7f\n").as_bytes())
         .unwrap();
-    let status = child.wait().unwrap();
-    // Drain what the terminal showed after the prompt.
+    let status = wait_briefly(&mut child);
     let mut rest = [0u8; 4096];
-    if let Ok(n) = master.read(&mut rest) {
-        seen.extend_from_slice(&rest[..n]);
+    if let Ok(n) = pty.master.read(&mut rest) {
+        seen.push_str(&String::from_utf8_lossy(&rest[..n]));
     }
     assert!(status.success());
-    let shown = String::from_utf8_lossy(&seen);
-    assert!(!shown.contains(SENTINEL), "the value was echoed: {shown}");
+    assert!(!seen.contains(SENTINEL), "the value was echoed: {seen}");
     assert_eq!(
         sb.run(&["get", "TTY_KEY"], &[]).stdout,
         format!("{SENTINEL}\n")
@@ -652,4 +630,191 @@ fn completions_are_generated_for_the_common_shells() {
             &r.stdout[..r.stdout.len().min(200)]
         );
     }
+}
+
+/// Waits for a child at most 10 s (then kills it and fails), so a hang fails the test
+/// instead of stalling the suite.
+fn wait_briefly(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the child did not finish within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pty whose slave side a child gets as its terminal.
+struct Pty {
+    master: fs::File,
+    slave: fs::File,
+}
+
+impl Pty {
+    fn open() -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        Self {
+            master: fs::File::from(master),
+            slave,
+        }
+    }
+
+    /// Reads from the master until `needle` shows (the child's prompt).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        let started = Instant::now();
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no {needle:?}: {seen:?}"
+            );
+            let mut buf = [0u8; 256];
+            let n = self.master.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+}
+
+#[test]
+fn ctrl_c_at_the_hidden_prompt_cancels_and_restores_echo() {
+    use rustix::termios::{LocalModes, tcgetattr};
+    let sb = Sandbox::new();
+    let mut pty = Pty::open();
+    let mut child = sb
+        .command(&["set", "TTY_KEY"], &[])
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(pty.slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    pty.wait_for("input hidden");
+    pty.master.write_all(b"partial\x03").unwrap();
+    let status = wait_briefly(&mut child);
+    assert_eq!(status.code(), Some(2));
+    let modes = tcgetattr(&pty.slave).unwrap().local_modes;
+    assert!(
+        modes.contains(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG),
+        "terminal left as {modes:?}"
+    );
+    assert_eq!(sb.run(&["get", "TTY_KEY"], &[]).code, 1, "nothing stored");
+}
+
+#[test]
+fn input_on_stdin_is_bounded() {
+    let sb = Sandbox::new();
+    for args in [["set", "K"].as_slice(), &["crypto", "encrypt"]] {
+        let started = Instant::now();
+        let out = sb
+            .command(args, &[("SIMPLETUNER_CREDENTIAL_KEY", "k")])
+            .stdin(fs::File::open("/dev/zero").unwrap())
+            .output()
+            .unwrap();
+        let r = finish(out);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("larger than"), "{}", r.stderr);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn a_full_or_closed_stderr_does_not_crash_a_finished_command() {
+    let sb = Sandbox::new();
+    let out = sb
+        .command(&["set", "K", "v"], &[])
+        .stdin(Stdio::null())
+        .stderr(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = sb
+        .command(&["get", "NOPE"], &[])
+        .stdin(Stdio::null())
+        .stderr(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(sb.run(&["get", "K"], &[]).stdout, "v\n");
+}
+
+#[test]
+fn decryption_never_creates_a_key() {
+    let sb = Sandbox::new();
+    let r = sb.run_with_stdin(&["crypto", "decrypt"], &[], "Z0FBQUFB");
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("no credential key"), "{}", r.stderr);
+    assert!(!sb.app_dir().join("credential.key").exists());
+}
+
+#[test]
+fn without_any_home_directory_lookups_fail_instead_of_falling_back() {
+    if !is_root() {
+        // Every user but a made-up uid has a passwd entry; only root can run as one.
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    fs::set_permissions(sb.home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb
+        .command(&["get", "K", "--default", "fallback"], &[])
+        .env_remove("HOME")
+        .uid(12345)
+        .gid(12345)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r = finish(out);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("no home directory"), "{}", r.stderr);
+    assert_eq!(r.stdout, "", "the default must not hide it");
+}
+
+#[test]
+fn the_shells_last_command_variable_is_not_a_secret() {
+    let sb = Sandbox::new();
+    for key in ["_", "-", "."] {
+        let r = sb.run(&["get", key], &[("_", "/usr/bin/secrets")]);
+        assert_eq!(r.code, 1, "{key}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn a_directory_given_as_the_secrets_file_is_refused_without_side_effects() {
+    let sb = Sandbox::new();
+    let dir = sb.home.path().join("somedir");
+    fs::create_dir(&dir).unwrap();
+    let r = sb.run(
+        &["set", "K", "v", "--secrets-file", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("a directory"), "{}", r.stderr);
+    let made: Vec<_> = fs::read_dir(sb.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made, ["somedir"], "no lock file beside it");
 }

@@ -5,6 +5,9 @@
 //! With a prefix the variable is `PREFIX_KEY` (`SIMPLETUNER` + `hf-token` -> `SIMPLETUNER_HF_TOKEN`);
 //! only the prefixed name is read then.
 //!
+//! **`$_` is never read**: shells set it to the last command run, so the keys `_`, `-` and
+//! `.` would otherwise "find" a path.
+//!
 //! **An empty variable counts as absent.** An empty credential is never valid, and treating
 //! it as a value would shadow a real one in a later provider (a file, a vault) just because a
 //! deployment template exported `HF_TOKEN=`.
@@ -30,6 +33,9 @@ use secrets_core::{ErrorKind, Location, ProviderError, Secret, SecretProvider, a
 
 /// The provider name used in provenance and errors.
 pub const PROVIDER_NAME: &str = "env";
+
+/// The variable shells set to the last command run (`$_`): never a secret.
+const SHELL_LAST_COMMAND: &str = "_";
 
 /// Normalises a key to an environment variable name: uppercase, `-` and `.` to `_`.
 pub fn normalize_key(key: &str) -> String {
@@ -111,6 +117,9 @@ impl SecretProvider for EnvProvider {
 
     async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
         let variable = self.variable_name(key);
+        if variable == SHELL_LAST_COMMAND {
+            return Ok(None);
+        }
         interpret(key, &variable, std::env::var_os(&variable))
     }
 
@@ -196,6 +205,17 @@ mod tests {
             err.to_string(),
             "provider `env`: invalid value for key `k` in variable $K: the value is not valid UTF-8"
         );
+    }
+
+    #[tokio::test]
+    async fn the_shells_last_command_variable_is_never_read() {
+        // `cargo test` runs under a shell or not; either way `_` must not be answered.
+        for key in ["_", "-", "."] {
+            assert!(
+                EnvProvider::default().get(key).await.unwrap().is_none(),
+                "{key}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -77,8 +77,15 @@ pub(crate) enum Shape {
     },
     /// `{ ... }` (JSON, or a YAML flow mapping): offsets of the braces.
     Braced { open: usize, close: usize },
-    /// A YAML block mapping: new entries go at `insert_at`, indented by `indent` columns.
-    Block { insert_at: usize, indent: usize },
+    /// A YAML block mapping: new entries go at `insert_at`, indented by `indent` columns;
+    /// `pairs` counts its key-value pairs, merge keys included; `last_block_indicator` is
+    /// the offset of the `|` or `>` of the last pair's value when it is a block scalar.
+    Block {
+        insert_at: usize,
+        indent: usize,
+        pairs: usize,
+        last_block_indicator: Option<usize>,
+    },
 }
 
 /// A parsed secrets document.

@@ -24,6 +24,8 @@ pub(crate) enum Change<'a> {
 pub(crate) enum EditError {
     /// The key's value comes from a YAML merge key (`<<`) and cannot be deleted on its own.
     Merged { line: usize },
+    /// A new YAML key longer than the 1024 characters YAML readers allow an implicit key.
+    KeyTooLong,
     /// The edited text did not read back as intended (a construct this editor does not
     /// handle, such as an anchor another entry refers to); the file is left as it was.
     NotVerified(ParseFailure),
@@ -49,6 +51,16 @@ pub(crate) fn apply(
             };
             match &doc.shape {
                 Shape::Braced { open, close } => delete_braced(text, doc, i, *open, *close),
+                // The only pair: an empty mapping remains (nothing at all, say before a `...`
+                // document end, is not a document YAML 1.1 readers accept).
+                Shape::Block { pairs: 1, .. } => {
+                    let ends = if text[span.lines.clone()].ends_with('\n') {
+                        newline
+                    } else {
+                        ""
+                    };
+                    splice(text, span.lines.clone(), &format!("{{}}{ends}"))
+                }
                 _ => splice(text, span.lines.clone(), ""),
             }
         }
@@ -98,10 +110,28 @@ pub(crate) fn apply(
             }
         }
         // A new key, or one that so far only comes from a merge: a new explicit entry.
-        (Change::Set(value), _) => insert(format, text, doc, key, value, newline),
+        (Change::Set(value), _) => {
+            if format == Format::Yaml && yaml_key(key).chars().count() > 1024 {
+                return Err(EditError::KeyTooLong);
+            }
+            insert(format, text, doc, key, value, newline)
+        }
     };
     verify(format, &edited, doc, key, change)?;
     Ok(Some(edited))
+}
+
+/// `text` with the block scalar header at `indicator` (`|` or `>`, then an indentation digit
+/// and a chomping sign in either order) set to strip chomping (`-`).
+fn strip_chomping(text: &str, indicator: usize) -> Zeroizing<String> {
+    let header_end = text[indicator + 1..]
+        .find(|c: char| !(c.is_ascii_digit() || c == '+' || c == '-'))
+        .map_or(text.len(), |i| indicator + 1 + i);
+    let digits: String = text[indicator + 1..header_end]
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    splice(text, indicator + 1..header_end, &format!("{digits}-"))
 }
 
 fn splice(text: &str, range: std::ops::Range<usize>, with: &str) -> Zeroizing<String> {
@@ -169,11 +199,19 @@ fn insert(
                     let _ = write!(entry, "{key_text}: {}{newline}", value_text.as_str());
                 }
             }
-            let base = match null_value {
-                Some(null) => splice(text, null.clone(), ""),
-                None => Zeroizing::new(text.to_owned()),
+            let (base, at) = match null_value {
+                Some(null) => {
+                    // Offsets after the removed `null` move back by its length.
+                    let at = if *insert_at >= null.end {
+                        insert_at - null.len()
+                    } else {
+                        *insert_at
+                    };
+                    (splice(text, null.clone(), ""), at)
+                }
+                None => (Zeroizing::new(text.to_owned()), *insert_at),
             };
-            let at = (*insert_at).min(base.len());
+            let at = at.min(base.len());
             let needs_newline = at > 0 && !base[..at].ends_with('\n');
             let mut with = Zeroizing::new(String::new());
             if needs_newline {
@@ -182,11 +220,22 @@ fn insert(
             with.push_str(&entry);
             splice(&base, at..at, &with)
         }
-        Shape::Block { insert_at, indent } => {
+        Shape::Block {
+            insert_at,
+            indent,
+            last_block_indicator,
+            ..
+        } => {
             let at = *insert_at;
             let mut with = Zeroizing::new(String::new());
+            let mut base = Zeroizing::new(text.to_owned());
             if at > 0 && !text[..at].ends_with('\n') {
                 with.push_str(newline);
+                // A block scalar that ended the file had no final line break; the line break
+                // added before the new entry would join its value unless it strips it.
+                if let Some(indicator) = last_block_indicator {
+                    base = strip_chomping(text, *indicator);
+                }
             }
             let _ = write!(
                 with,
@@ -194,7 +243,9 @@ fn insert(
                 " ".repeat(*indent),
                 value_text.as_str()
             );
-            splice(text, at..at, &with)
+            // Stripping changes at most one header character, before `at`.
+            let at = at + base.len() - text.len();
+            splice(&base, at..at, &with)
         }
         Shape::Braced { open, close } => {
             let spans: Vec<_> = doc.entries.iter().filter_map(|e| e.span.clone()).collect();
@@ -213,14 +264,20 @@ fn insert(
                 }
                 n => {
                     // The same separator as before the last entry.
-                    let separator = if n == 1 {
-                        match &text[open + 1..spans[0].key.start] {
-                            "" if format == Format::Yaml => " ",
-                            before_first => before_first,
-                        }
+                    // The same layout as before the last entry: its line break and indentation,
+                    // or a space (comments are not copied).
+                    let before_last = if n == 1 {
+                        &text[open + 1..spans[0].key.start]
                     } else {
-                        let between = &text[spans[n - 2].value.end..spans[n - 1].key.start];
-                        between.split_once(',').map_or(between, |(_, after)| after)
+                        &text[spans[n - 2].value.end..spans[n - 1].key.start]
+                    };
+                    let indentation = before_last.rsplit('\n').next().unwrap_or_default();
+                    let separator = if before_last.contains('\n') && indentation.trim().is_empty() {
+                        format!("{newline}{indentation}")
+                    } else if before_last.is_empty() && format == Format::Json {
+                        String::new()
+                    } else {
+                        " ".to_owned()
                     };
                     let _ = write!(with, ",{separator}{key_text}: {}", value_text.as_str());
                     let at = spans[n - 1].value.end;
@@ -343,6 +400,12 @@ fn yaml_key(key: &str) -> Zeroizing<String> {
 impl From<EditError> for ParseFailure {
     fn from(e: EditError) -> Self {
         match e {
+            EditError::KeyTooLong => ParseFailure {
+                line: None,
+                column: None,
+                message: "the key is longer than 1024 characters, the most a YAML key may have"
+                    .to_owned(),
+            },
             EditError::Merged { line } => ParseFailure {
                 line: Some(line),
                 column: None,
@@ -475,5 +538,122 @@ mod tests {
         for quoted in ["yes", "On", "123", "a b", "", "<<", "=", "~"] {
             assert!(yaml_key(quoted).starts_with('"'), "{quoted}");
         }
+    }
+}
+
+/// Cases found by review, each checked against what PyYAML reads (see the integration
+/// tests for the real PyYAML).
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    fn set(text: &str, key: &str, value: &str) -> Result<String, EditError> {
+        let doc = document::parse(Format::Yaml, text).unwrap();
+        apply(
+            Format::Yaml,
+            text,
+            &doc,
+            key,
+            Change::Set(&Secret::new(value)),
+        )
+        .map(|t| t.map_or_else(|| text.to_owned(), |t| t.to_string()))
+    }
+
+    fn value(text: &str, key: &str) -> String {
+        match &document::parse(Format::Yaml, text)
+            .unwrap()
+            .get(key)
+            .unwrap()
+            .value
+        {
+            Value::Text(s) => s.expose().to_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_block_scalar_ending_the_file_keeps_its_value_when_an_entry_follows() {
+        for (src, header) in [
+            ("A: |\n  tok", "|-"),
+            ("A: >+\n  tok", ">-"),
+            ("A: |2\n  tok", "|2-"),
+        ] {
+            assert_eq!(value(src, "A"), "tok", "{src:?}");
+            let out = set(src, "B", "v").unwrap();
+            assert_eq!(out, format!("A: {header}\n  tok\nB: \"v\"\n"), "{src:?}");
+            assert_eq!(value(&out, "A"), "tok");
+        }
+    }
+
+    #[test]
+    fn deleting_the_only_entry_leaves_an_empty_mapping() {
+        let doc = document::parse(Format::Yaml, "A: 1\n...\n").unwrap();
+        let out = apply(Format::Yaml, "A: 1\n...\n", &doc, "A", Change::Delete)
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.as_str(), "{}\n...\n");
+        let doc = document::parse(Format::Yaml, "base: &b {X: 1}\n<<: *b\n").unwrap();
+        let out = apply(
+            Format::Yaml,
+            "base: &b {X: 1}\n<<: *b\n",
+            &doc,
+            "base",
+            Change::Delete,
+        );
+        assert!(out.is_err(), "the merge refers to it");
+    }
+
+    #[test]
+    fn flow_mappings_with_spaces_inside_the_braces_are_edited() {
+        assert_eq!(
+            set("{ A: 1, B: 2 }\n", "A", "x").unwrap(),
+            "{ A: \"x\", B: 2 }\n"
+        );
+        assert_eq!(
+            set("{ A: 1, B: 2 }\n", "C", "x").unwrap(),
+            "{ A: 1, B: 2, C: \"x\" }\n"
+        );
+        assert_eq!(set("{ }\n", "C", "x").unwrap(), "{C: \"x\"}\n");
+        let doc = document::parse(Format::Yaml, "{ A: 1, B: 2 }\n").unwrap();
+        let out = apply(Format::Yaml, "{ A: 1, B: 2 }\n", &doc, "B", Change::Delete).unwrap();
+        assert_eq!(out.unwrap().as_str(), "{ A: 1 }\n");
+        assert_eq!(
+            set("{K0: v, K1: {x: 1} }\n", "K1", "y").unwrap(),
+            "{K0: v, K1: \"y\" }\n"
+        );
+    }
+
+    #[test]
+    fn comments_are_not_copied_into_new_flow_entries() {
+        let src = "{\n  A: 1, # first\n  B: 2\n}\n";
+        assert_eq!(
+            set(src, "C", "3").unwrap(),
+            "{\n  A: 1, # first\n  B: 2,\n  C: \"3\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_indentation() {
+        assert_eq!(
+            set("\u{feff}A: 1\n", "B", "v").unwrap(),
+            "\u{feff}A: 1\nB: \"v\"\n"
+        );
+    }
+
+    #[test]
+    fn a_null_document_with_markers_gets_its_first_entry() {
+        let out = set("--- null\n...\n", "K", "v").unwrap();
+        assert_eq!(value(&out, "K"), "v");
+        let out = set("--- ~\n...\n", "K", "v").unwrap();
+        assert_eq!(value(&out, "K"), "v");
+    }
+
+    #[test]
+    fn yaml_keys_longer_than_1024_characters_are_refused() {
+        assert!(matches!(
+            set("{A: 1}\n", &"K".repeat(1030), "v"),
+            Err(EditError::KeyTooLong)
+        ));
+        assert!(set("A: 1\n", &"K".repeat(1000), "v").is_ok());
     }
 }

@@ -369,18 +369,21 @@ impl FileProvider {
 
     /// Problems a write would not fix by itself: entries whose value cannot be a secret, and
     /// temporary files left by an interrupted write (they may hold old secrets).
-    fn problems(&self) -> Result<Option<Vec<String>>, ProviderError> {
+    fn problems(&self) -> Result<Option<Vec<(ErrorKind, String)>>, ProviderError> {
         let path = self.locate()?;
         let found = self.with_document(|_, doc| {
             Ok(doc
                 .entries
                 .iter()
                 .filter_map(|entry| match &entry.value {
-                    Value::Rejected(why) => Some(format!(
-                        "key `{}` at line {}, column {}: the value is {why}",
-                        document::escape_key(&entry.key),
-                        entry.line,
-                        entry.column
+                    Value::Rejected(why) => Some((
+                        ErrorKind::InvalidValue,
+                        format!(
+                            "key `{}` at line {}, column {}: the value is {why}",
+                            document::escape_key(&entry.key),
+                            entry.line,
+                            entry.column
+                        ),
                     )),
                     _ => None,
                 })
@@ -393,14 +396,18 @@ impl FileProvider {
             return Ok(found);
         }
         let mut problems = found.unwrap_or_default();
-        problems.push(format!(
-            "{} temporary file(s) left by an interrupted write, which may hold old secrets              (the next set or delete removes them): {}",
-            temps.len(),
-            temps
-                .iter()
-                .map(|t| t.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+        problems.push((
+            ErrorKind::Io,
+            format!(
+                "{} temporary file(s) left by an interrupted write, which may hold old secrets \
+             (the next set or delete removes them): {}",
+                temps.len(),
+                temps
+                    .iter()
+                    .map(|t| t.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
         Ok(Some(problems))
     }
@@ -485,10 +492,13 @@ impl SecretProvider for FileProvider {
             .with_location(Location::file(&path))),
             Some(problems) if problems.is_empty() => Ok(()),
             Some(problems) => {
-                Err(
-                    ProviderError::new(PROVIDER_NAME, ErrorKind::InvalidValue, problems.join("; "))
-                        .with_location(Location::file(&path)),
-                )
+                let message = problems
+                    .iter()
+                    .map(|(_, message)| message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Err(ProviderError::new(PROVIDER_NAME, problems[0].0, message)
+                    .with_location(Location::file(&path)))
             }
         }
     }

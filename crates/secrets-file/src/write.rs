@@ -34,9 +34,25 @@ pub(crate) fn apply(path: &Path, key: &str, change: Change<'_>) -> Result<bool, 
     // The format follows the configured name, even when it is a link to another name.
     let format = Format::from_path(path);
     let target = resolve_link(path).map_err(|e| io_error("resolving", path, e))?;
-    if matches!(change, Change::Delete) && fs::symlink_metadata(&target).is_err() {
+    match fs::metadata(&target) {
+        // Checked before anything is created next to it (a lock file beside a link to
+        // /dev/zero would land in /dev).
+        Ok(meta) if !meta.is_file() => {
+            return Err(io_error(
+                "writing",
+                &target,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "it is {}, not a regular file",
+                        private_fs::file_kind(&meta.file_type())
+                    ),
+                ),
+            ));
+        }
         // Nothing to delete, and nothing to create (no directory, no lock file).
-        return Ok(false);
+        Err(_) if matches!(change, Change::Delete) => return Ok(false),
+        _ => {}
     }
     let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -8,7 +8,7 @@
 //! add the merged mapping's entries below the explicit ones, as PyYAML does.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -24,6 +24,8 @@ enum Node<'a> {
     Scalar {
         text: Cow<'a, str>,
         plain: bool,
+        /// A literal (`|`) or folded (`>`) block scalar.
+        block: bool,
         tag: Option<Cow<'a, Tag>>,
         span: Range<usize>,
     },
@@ -117,7 +119,20 @@ fn scan_failure(text: &str, offsets: &Offsets<'_>, e: &ScanError) -> ParseFailur
     failure_at(text, offsets.byte(e.marker().index()), message)
 }
 
+/// Characters YAML 1.1 readers (the original server's PyYAML) take as line breaks and YAML
+/// 1.2 readers do not: a file holding them means different things to the two.
+const YAML_1_1_BREAKS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
+
 pub(crate) fn parse(text: &str, base: usize) -> Result<Document, ParseFailure> {
+    if let Some(at) = text[base..].find(YAML_1_1_BREAKS) {
+        return Err(failure_at(
+            text,
+            base + at,
+            "the file contains U+0085, U+2028 or U+2029, which YAML 1.1 readers (the original \
+             server's PyYAML) take as a line break and YAML 1.2 readers do not; remove it, or \
+             write it as an escape (\\x85, \\u2028, \\u2029) in a double-quoted value",
+        ));
+    }
     let offsets = Offsets::new(text, base);
     let mut arena = Arena {
         nodes: Vec::new(),
@@ -150,15 +165,31 @@ pub(crate) fn parse(text: &str, base: usize) -> Result<Document, ParseFailure> {
                 }
                 None
             }
-            Event::Scalar(value, style, anchor, tag) => Some((
-                Node::Scalar {
-                    text: value,
-                    plain: style == ScalarStyle::Plain,
-                    tag,
-                    span: range.clone(),
-                },
-                anchor,
-            )),
+            Event::Scalar(mut value, style, anchor, tag) => {
+                // A block scalar that ends the file without a final line break has no final
+                // line break in its value (YAML 1.2 8.1.1.2, and what PyYAML reads); the
+                // parser adds one.
+                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+                if block
+                    && range.end == text.len()
+                    && !text.ends_with(['\n', '\r'])
+                    && value.ends_with('\n')
+                {
+                    let mut trimmed = value.into_owned();
+                    trimmed.pop();
+                    value = Cow::Owned(trimmed);
+                }
+                Some((
+                    Node::Scalar {
+                        text: value,
+                        plain: style == ScalarStyle::Plain,
+                        block,
+                        tag,
+                        span: range.clone(),
+                    },
+                    anchor,
+                ))
+            }
             Event::Alias(id) => {
                 let target = *anchors.get(&id).ok_or_else(|| {
                     failure_at(text, range.start, "an alias refers to an unknown anchor")
@@ -179,7 +210,11 @@ pub(crate) fn parse(text: &str, base: usize) -> Result<Document, ParseFailure> {
                 anchor,
             )),
             Event::MappingStart(anchor, _) => {
-                let brace = text[range.clone()].ends_with('{').then(|| range.end - 1);
+                // The span may hold an anchor or tag before the brace and spaces after it.
+                let brace = text[range.clone()]
+                    .rfind('{')
+                    .filter(|&i| text[range.start + i + 1..range.end].trim().is_empty())
+                    .map(|i| range.start + i);
                 Some((
                     Node::Mapping {
                         entries: Vec::new(),
@@ -193,16 +228,21 @@ pub(crate) fn parse(text: &str, base: usize) -> Result<Document, ParseFailure> {
                 let Some(done) = open.pop() else {
                     return Err(failure_at(text, range.start, "unbalanced collection"));
                 };
-                let flow_end = text[range.clone()].ends_with([']', '}']);
-                if flow_end {
-                    arena.content_end[done] = range.end;
+                let closer = text[range.clone()]
+                    .find([']', '}'])
+                    .map(|i| range.start + i);
+                if let Some(closer) = closer {
+                    arena.content_end[done] = closer + 1;
                 }
-                if let Node::Mapping {
-                    braces: Some((_, close)),
-                    ..
-                } = &mut arena.nodes[done]
+                if let (
+                    Node::Mapping {
+                        braces: Some((_, close)),
+                        ..
+                    },
+                    Some(closer),
+                ) = (&mut arena.nodes[done], closer)
                 {
-                    *close = range.start;
+                    *close = closer;
                 }
                 let end = arena.content_end[done];
                 if let Some(&parent) = open.last() {
@@ -304,6 +344,7 @@ fn interpret(
             plain,
             tag,
             span,
+            ..
         } if (*plain && tag.is_none() && is_null_literal(value))
             || tag.as_ref().is_some_and(|t| core_tag(t) == Some("null")) =>
         {
@@ -328,17 +369,18 @@ fn interpret(
         }
     };
     let line_index = LineIndex::new(text);
+    let mut merges = Merges::default();
     let mut explicit = Vec::new();
     let mut merged: Vec<Entry> = Vec::new();
-    // Where the last pair ends (merge keys included), for appending a new entry.
+    let mut merged_keys: HashSet<String> = HashSet::new();
+    // Where the last pair ends (merge keys included), for appending a new entry, and the
+    // indicator of its value when that is a block scalar.
     let mut last_line_end = None;
+    let mut last_block_indicator = None;
     for &(key_index, value_index) in entries {
         let key_node = &arena.nodes[resolve(arena, key_index)];
         let key_start = arena_start(arena, key_index);
-        let Node::Scalar {
-            text: key, plain, ..
-        } = key_node
-        else {
+        let Node::Scalar { text: key, .. } = key_node else {
             return Err(failure_at(
                 text,
                 key_start,
@@ -350,8 +392,25 @@ fn interpret(
         }
         let end = arena.content_end[value_index].max(key_start + 1);
         last_line_end = Some(line_end(text, end - 1));
-        if *plain && key == "<<" {
-            merge(text, &line_index, arena, value_index, &mut merged)?;
+        last_block_indicator = match &arena.nodes[value_index] {
+            Node::Scalar {
+                block: true, span, ..
+            } => block_indicator(text, key_start, span.end),
+            _ => None,
+        };
+        if is_merge_key(key_node) {
+            for (key, value, key_at) in merges.sources(text, arena, value_index, 0)? {
+                if merged_keys.insert(key.clone()) {
+                    let (line, column) = line_index.position(key_at);
+                    merged.push(Entry {
+                        key,
+                        value: value_of(arena, value),
+                        line,
+                        column,
+                        span: None,
+                    });
+                }
+            }
             continue;
         }
         let key_range = key_start..match &arena.nodes[key_index] {
@@ -389,74 +448,162 @@ fn interpret(
                 .first()
                 .and_then(|e| e.span.as_ref())
                 .map_or(span.start, |s| s.key.start);
-            let indent = first_key - line_start(text, first_key);
-            let after_last = last_line_end.unwrap_or(insert_at);
+            // Columns, not bytes; a byte-order mark before the first key is no indentation.
+            let indent = text[line_start(text, first_key)..first_key]
+                .trim_start_matches('\u{feff}')
+                .chars()
+                .count();
             Shape::Block {
-                insert_at: after_last,
+                insert_at: last_line_end.unwrap_or(insert_at),
                 indent,
+                pairs: entries.len(),
+                last_block_indicator,
             }
         }
     };
     // Explicit keys win over merged ones (PyYAML's rule); the first merged mapping wins over
     // later ones.
-    for entry in merged {
-        if !explicit.iter().any(|e| e.key == entry.key) {
-            explicit.push(entry);
-        }
-    }
+    let explicit_keys: HashSet<String> = explicit.iter().map(|e| e.key.clone()).collect();
+    explicit.extend(
+        merged
+            .into_iter()
+            .filter(|e| !explicit_keys.contains(&e.key)),
+    );
     Document::new(explicit, shape)
 }
 
-/// The entries a merge key's value brings: a mapping, or a sequence of mappings.
-fn merge(
-    text: &str,
-    line_index: &LineIndex<'_>,
-    arena: &Arena<'_>,
-    value_index: usize,
-    merged: &mut Vec<Entry>,
-) -> Result<(), ParseFailure> {
-    let sources: Vec<usize> = match &arena.nodes[resolve(arena, value_index)] {
-        Node::Mapping { .. } => vec![resolve(arena, value_index)],
-        Node::Sequence { items, .. } => items.iter().map(|&i| resolve(arena, i)).collect(),
-        _ => {
+/// The offset of a block scalar's indicator (`|` or `>`) between its key and its end: the
+/// first `|` or `>` followed only by an indentation digit and a chomping sign, then a space,
+/// a comment or the end of the line. (The parser's span starts at the content, or at a tag.)
+fn block_indicator(text: &str, from: usize, to: usize) -> Option<usize> {
+    text[from..to].match_indices(['|', '>']).find_map(|(i, _)| {
+        let after = &text[from + i + 1..to];
+        let header_end = after
+            .find(|c: char| !(c.is_ascii_digit() || c == '+' || c == '-'))
+            .unwrap_or(after.len());
+        let rest = &after[header_end..];
+        (rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r', '#'])).then_some(from + i)
+    })
+}
+
+/// Whether a key is YAML's merge key: a plain untagged `<<`, or one tagged `!!merge`.
+fn is_merge_key(node: &Node<'_>) -> bool {
+    match node {
+        Node::Scalar {
+            text, plain, tag, ..
+        } => match tag.as_deref() {
+            None => *plain && text == "<<",
+            Some(tag) => core_tag(tag) == Some("merge"),
+        },
+        _ => false,
+    }
+}
+
+/// An entry a merge brings: key, value node, offset of the key.
+type MergedEntry = (String, usize, usize);
+
+/// The flattened entries of merged mappings, each computed once (a mapping merged many
+/// times costs its size once, not once per use).
+#[derive(Default)]
+struct Merges {
+    flattened: HashMap<usize, std::rc::Rc<Vec<MergedEntry>>>,
+}
+
+impl Merges {
+    /// The entries a merge key's value brings, in priority order: (key, value node, key
+    /// offset). The value is a mapping or a sequence of mappings; earlier mappings win.
+    fn sources(
+        &mut self,
+        text: &str,
+        arena: &Arena<'_>,
+        value_index: usize,
+        depth: usize,
+    ) -> Result<Vec<MergedEntry>, ParseFailure> {
+        let target = resolve(arena, value_index);
+        let sources: Vec<usize> = match &arena.nodes[target] {
+            Node::Mapping { .. } => vec![target],
+            Node::Sequence { items, .. } => items.iter().map(|&i| resolve(arena, i)).collect(),
+            _ => {
+                return Err(failure_at(
+                    text,
+                    arena_start(arena, value_index),
+                    "a merge key (<<) must merge a mapping or a list of mappings",
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for source in sources {
+            for entry in self.flatten(text, arena, source, depth)?.iter() {
+                if seen.insert(entry.0.clone()) {
+                    out.push(entry.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A mapping's own entries, then what its merge keys bring that it does not have.
+    fn flatten(
+        &mut self,
+        text: &str,
+        arena: &Arena<'_>,
+        mapping: usize,
+        depth: usize,
+    ) -> Result<std::rc::Rc<Vec<MergedEntry>>, ParseFailure> {
+        if let Some(done) = self.flattened.get(&mapping) {
+            return Ok(std::rc::Rc::clone(done));
+        }
+        if depth > MAX_DEPTH {
             return Err(failure_at(
                 text,
-                arena_start(arena, value_index),
-                "a merge key (<<) must merge a mapping or a list of mappings",
+                arena_start(arena, mapping),
+                format!("merge keys (<<) are chained deeper than {MAX_DEPTH} levels"),
             ));
         }
-    };
-    for source in sources {
-        let Node::Mapping { entries, .. } = &arena.nodes[source] else {
+        let Node::Mapping { entries, .. } = &arena.nodes[mapping] else {
             return Err(failure_at(
                 text,
-                arena_start(arena, source),
+                arena_start(arena, mapping),
                 "a merge key (<<) must merge a mapping or a list of mappings",
             ));
         };
+        let mut own = Vec::new();
+        let mut inherited = Vec::new();
         for &(k, v) in entries {
-            let Node::Scalar { text: key, .. } = &arena.nodes[resolve(arena, k)] else {
-                continue;
-            };
-            if v == usize::MAX || merged.iter().any(|e| e.key == key.as_ref()) {
+            let key_node = &arena.nodes[resolve(arena, k)];
+            if v == usize::MAX {
                 continue;
             }
-            let (line, column) = line_index.position(arena_start(arena, k));
-            merged.push(Entry {
-                key: key.to_string(),
-                value: value_of(arena, v),
-                line,
-                column,
-                span: None,
-            });
+            if is_merge_key(key_node) {
+                inherited.extend(self.sources(text, arena, v, depth + 1)?);
+            } else if let Node::Scalar { text: key, .. } = key_node {
+                own.push((key.to_string(), v, arena_start(arena, k)));
+            }
         }
+        let own_keys: HashSet<String> = own.iter().map(|e| e.0.clone()).collect();
+        let mut seen = HashSet::new();
+        own.extend(
+            inherited
+                .into_iter()
+                .filter(|e| !own_keys.contains(&e.0) && seen.insert(e.0.clone())),
+        );
+        let flat = std::rc::Rc::new(own);
+        self.flattened.insert(mapping, std::rc::Rc::clone(&flat));
+        Ok(flat)
     }
-    Ok(())
 }
 
 /// The suffix of a core-schema tag (`!!int` -> `int`).
 fn core_tag(tag: &Tag) -> Option<&str> {
-    (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!").then_some(tag.suffix.as_str())
+    const CORE: &str = "tag:yaml.org,2002:";
+    if tag.handle == CORE || tag.handle == "!!" {
+        return Some(tag.suffix.as_str());
+    }
+    // A verbatim tag: `!<tag:yaml.org,2002:str>`.
+    tag.suffix
+        .strip_prefix(CORE)
+        .filter(|_| tag.handle.is_empty() || tag.handle == "!")
 }
 
 /// What a value node means as a secret.
@@ -672,7 +819,9 @@ mod tests {
             doc.shape,
             Shape::Block {
                 insert_at: src.len(),
-                indent: 0
+                indent: 0,
+                pairs: 3,
+                last_block_indicator: src.find("C: |").map(|at| at + 3),
             }
         );
     }
@@ -707,5 +856,59 @@ mod tests {
         let e = parse(&nested, 0).unwrap_err();
         assert!(e.message.contains("nested deeper"), "{e:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    fn shown(src: &str, key: &str) -> Option<String> {
+        parse(src, 0).unwrap().get(key).map(|e| match &e.value {
+            Value::Text(s) => s.expose().to_owned(),
+            other => format!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn yaml_1_1_line_breaks_are_refused() {
+        for c in ['\u{85}', '\u{2028}', '\u{2029}'] {
+            let e = parse(&format!("A: 1 # note{c}B: 2\n"), 0).unwrap_err();
+            assert!(e.message.contains("U+0085"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn merges_follow_pyyaml() {
+        // A merged mapping's own merges are flattened.
+        let src = "a: &a {X: 1}\nb: &b {<<: *a, Y: 2}\n<<: *b\n";
+        assert_eq!(shown(src, "X").as_deref(), Some("1"));
+        assert_eq!(shown(src, "Y").as_deref(), Some("2"));
+        // A tagged `<<` is an ordinary key.
+        let src = "a: &a {X: 1}\n!!str <<: *a\n";
+        assert_eq!(shown(src, "X"), None);
+        assert!(shown(src, "<<").is_some());
+        // Verbatim core tags.
+        assert_eq!(
+            shown("A: !<tag:yaml.org,2002:str> x\n", "A").as_deref(),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn merging_one_big_mapping_many_times_stays_cheap() {
+        let keys: Vec<String> = (0..5000).map(|i| format!("k{i}: v")).collect();
+        let src = format!(
+            "base: &b {{{}}}\n<<: [{}]\n",
+            keys.join(", "),
+            vec!["*b"; 200].join(", ")
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(shown(&src, "k4999").as_deref(), Some("v"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -203,8 +203,9 @@ impl Config {
     ///
     /// Providers listed explicitly must be compiled in and configured, or this fails naming
     /// the cargo feature to enable. With the default list, providers that are not compiled
-    /// in or not configured are left out, and one whose settings cannot be used is left out
-    /// with a warning.
+    /// in or not configured are left out; one whose settings cannot be used (no home
+    /// directory to find the default file in) stays in the chain and fails every lookup with
+    /// the reason, so that nothing silently falls back to a later provider or a default.
     ///
     /// When no provider in the chain accepts writes and the `file` feature is on, writes go
     /// to the secrets file at its configured or default path, as the original server does.
@@ -230,11 +231,17 @@ impl Config {
                 Ok(None) if explicit => return Err(ConfigError::NotConfigured(kind)),
                 Ok(None) => {}
                 Err(error) if explicit => return Err(error),
-                Err(error) => tracing::warn!(
-                    provider = kind.name(),
-                    %error,
-                    "provider left out of the default chain"
-                ),
+                // Configured but unusable (say, no home directory to find the default file
+                // in): it stays in the chain and fails every lookup, so nothing falls back
+                // silently to a later provider or a default value.
+                Err(ConfigError::Provider(error)) => {
+                    tracing::warn!(provider = kind.name(), %error, "provider cannot be used");
+                    builder = builder.provider(Arc::new(Unusable {
+                        name: kind.name(),
+                        error,
+                    }));
+                }
+                Err(error) => return Err(error),
             }
         }
         if !has_writer && let Some(writer) = self.fallback_writer() {
@@ -252,6 +259,33 @@ impl Config {
         {
             None
         }
+    }
+}
+
+/// A configured provider that could not be built: every lookup and health check fails with
+/// the reason.
+#[derive(Debug)]
+struct Unusable {
+    name: &'static str,
+    error: ProviderError,
+}
+
+#[secrets_core::async_trait]
+impl SecretProvider for Unusable {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    async fn get(&self, _key: &str) -> Result<Option<secrets_core::Secret>, ProviderError> {
+        Err(self.error.clone())
+    }
+
+    async fn health(&self) -> Result<(), ProviderError> {
+        Err(self.error.clone())
     }
 }
 

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::cli::CryptoCommand;
 use crate::failure::{Failure, exit};
 use crate::input::read_stdin_text;
-use crate::output::write_stdout;
+use crate::output::{say, write_stdout};
 
 fn failure(e: CryptoError) -> Failure {
     Failure::new(exit::CRYPTO, e.to_string())
@@ -16,13 +16,18 @@ fn failure(e: CryptoError) -> Failure {
 
 pub(crate) fn run(app: &AppName, command: &CryptoCommand) -> Result<u8, Failure> {
     let input = read_stdin_text(exit::CRYPTO)?;
-    let keyring = KeyLoader::new(app).load().map_err(failure)?;
+    // Only encryption may start a new key: one made now cannot decrypt anything.
+    let create = matches!(command, CryptoCommand::Encrypt);
+    let keyring = KeyLoader::new(app)
+        .create_if_missing(create)
+        .load()
+        .map_err(failure)?;
     if let KeyOrigin::Generated(path) = &keyring.origin {
-        eprintln!(
+        say(&format!(
             "secrets: generated a new credential key in {} (mode 0600). Back it up together \
              with the data it protects: without it, stored credentials cannot be decrypted.",
             path.display()
-        );
+        ));
     }
     let cipher = keyring.cipher().map_err(failure)?;
     let output = match command {

@@ -4,6 +4,7 @@ use secrets::SecretsManager;
 
 use crate::escape;
 use crate::failure::{Failure, exit};
+use crate::output::say;
 
 pub(crate) async fn run(
     manager: &SecretsManager,
@@ -17,10 +18,10 @@ pub(crate) async fn run(
     if existed {
         Ok(0)
     } else {
-        eprintln!(
+        say(&format!(
             "secrets: key `{}` was not in the writable provider",
             escape::key(key)
-        );
+        ));
         Ok(exit::NOT_FOUND)
     }
 }

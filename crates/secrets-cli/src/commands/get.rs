@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::escape;
 use crate::failure::{Failure, exit};
-use crate::output::write_stdout;
+use crate::output::{say, write_stdout};
 
 pub(crate) async fn run(
     manager: &SecretsManager,
@@ -57,7 +57,7 @@ pub(crate) async fn run(
         Ok(0)
     } else {
         if !json {
-            eprintln!("{}", not_found(manager, key));
+            say(&not_found(manager, key));
         }
         Ok(exit::NOT_FOUND)
     }

@@ -5,6 +5,7 @@ use secrets::{Location, Secret, SecretsManager};
 use crate::escape;
 use crate::failure::{Failure, exit};
 use crate::input::read_value;
+use crate::output::say;
 
 pub(crate) async fn run(
     manager: &SecretsManager,
@@ -34,7 +35,7 @@ pub(crate) async fn run(
         }
     };
     if let Some(name) = written_to {
-        eprintln!("secrets: stored `{shown}` in provider `{name}`");
+        say(&format!("secrets: stored `{shown}` in provider `{name}`"));
         warn_if_shadowed(manager, key, &name).await;
     }
     Ok(0)
@@ -59,10 +60,10 @@ async fn warn_if_shadowed(manager: &SecretsManager, key: &str, written_to: &str)
         Some(other) => format!(" ({other})"),
         None => String::new(),
     };
-    eprintln!(
+    say(&format!(
         "secrets: note: provider `{}`{where_} also has `{}` and comes first in the chain; \
          lookups still return that value",
         found.provider,
         escape::key(key)
-    );
+    ));
 }
