@@ -1,17 +1,18 @@
 //! The Secrets Manager client: the SDK's configuration chain on a rustls + ring HTTPS client,
-//! the settings' timeouts and retries, and an interceptor that keeps request bodies (which
-//! hold the secret for `PutSecretValue`) out of the SDK's TRACE logs.
+//! with the settings' timeouts and retries.
+//!
+//! The SDK logs every request and response with `Debug` at TRACE level. Request bodies (the
+//! secret, for `PutSecretValue`) show as `BoxBody` there, because the SDK's own byte-counting
+//! wrapper replaces them before that log line, and `GetSecretValue` answers are logged
+//! redacted (the operation is marked sensitive) unless `LOG_SENSITIVE_BODIES=true` is set.
+//! The tests check both at TRACE level with a planted value.
 
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{
-    ConfigBag, Intercept, Region, RuntimeComponents, SharedHttpClient, SharedInterceptor,
-};
+use aws_sdk_secretsmanager::config::{Region, SharedHttpClient, SharedInterceptor};
 use aws_smithy_http_client::tls;
-use aws_smithy_types::body::SdkBody;
 use aws_types::SdkConfig;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
@@ -52,8 +53,7 @@ pub(crate) fn build_client(
                 .operation_timeout(settings.operation_timeout)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
-        .interceptor(HideRequestBodies);
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts));
     if sdk.http_client().is_none() {
         builder = builder.http_client(https_client());
     }
@@ -77,34 +77,4 @@ pub(crate) fn build_client(
         .with_location(Location::Secret(settings.secret_name.clone())));
     }
     Ok(Client::from_conf(config))
-}
-
-/// Swaps each request's in-memory body for a streaming copy of the same bytes just before it
-/// is sent. The SDK logs every request with `Debug` at TRACE level ("transmitting request"),
-/// and an in-memory body prints its bytes; a streaming one prints `BoxBody`. Runs after
-/// signing, so the signature (over the same bytes) still holds; the copy can be rebuilt, so
-/// retries work.
-#[derive(Debug)]
-struct HideRequestBodies;
-
-impl Intercept for HideRequestBodies {
-    fn name(&self) -> &'static str {
-        "secrets-aws::HideRequestBodies"
-    }
-
-    fn modify_before_transmit(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_secretsmanager::error::BoxError> {
-        let body = context.request_mut().body_mut();
-        if let Some(bytes) = body.bytes() {
-            let bytes = bytes::Bytes::copy_from_slice(bytes);
-            *body = SdkBody::retryable(move || {
-                SdkBody::from_body_1_x(http_body_util::Full::new(bytes.clone()))
-            });
-        }
-        Ok(())
-    }
 }

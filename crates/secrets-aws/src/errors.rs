@@ -12,6 +12,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
 use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
 use crate::PROVIDER_NAME;
@@ -54,10 +55,20 @@ where
                     "the request could not be sent (check the endpoint URL and TLS settings)"
                         .into(),
                 )
-            } else {
+            } else if failure
+                .as_other()
+                .is_some_and(|k| k != RetryErrorKind::ClientError)
+            {
                 (
                     ErrorKind::Unavailable,
                     "the request could not be sent to the endpoint".into(),
+                )
+            } else {
+                (
+                    ErrorKind::Misconfigured,
+                    "the request could not be signed or sent (no AWS credentials provider, or the \
+                     endpoint or its TLS certificate was rejected)"
+                        .into(),
                 )
             }
         }
@@ -69,7 +80,16 @@ where
         ),
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            classify_service_error(service.err().code(), status)
+            if (200..300).contains(&status) {
+                // A success status with an answer that did not parse as one.
+                (
+                    ErrorKind::Unavailable,
+                    "the response could not be read or parsed (not a Secrets Manager answer)"
+                        .into(),
+                )
+            } else {
+                classify_service_error(service.err().code(), status)
+            }
         }
         _ => (ErrorKind::Unavailable, "unexpected SDK failure".into()),
     };

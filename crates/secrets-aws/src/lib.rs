@@ -34,7 +34,7 @@ mod errors;
 mod provider;
 mod settings;
 
-pub use provider::{AwsProviderBuilder, AwsSecretsManagerProvider, MAX_SECRET_SIZE};
+pub use provider::{AwsProviderBuilder, AwsSecretsManagerProvider, MAX_SECRET_SIZE, PENDING_STAGE};
 pub use settings::{
     AWSCURRENT, AWSPREVIOUS, AwsSettings, CACHE_TTL_VAR_SUFFIX, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETRY_BACKOFF, DEFAULT_TTL,

@@ -16,7 +16,7 @@ use secrets_core::{
 use zeroize::Zeroizing;
 
 use crate::document::{self, Document, Encoding};
-use crate::settings::{AWSCURRENT, AWSPREVIOUS};
+use crate::settings::AWSCURRENT;
 use crate::{AwsSettings, PROVIDER_NAME, VersionSelector, client, errors};
 
 /// The largest secret value Secrets Manager stores, in bytes.
@@ -39,10 +39,13 @@ const WRITE_ROUNDS: usize = 3;
 /// - **Values**: strings are secrets, `null` is a missing key, any other kind is an
 ///   [`ErrorKind::InvalidValue`] error naming the key. A `SecretBinary` must hold the same
 ///   JSON as UTF-8.
-/// - **Writes** (`set`/`delete` of one key, reading `AWSCURRENT` only): read, edit, check that
-///   nobody replaced the version read, `PutSecretValue` with a fresh `ClientRequestToken` (so
-///   the SDK's retries are idempotent), then check again: a write that raced with another is
-///   re-applied on top of it, so concurrent writers of different keys lose nothing.
+/// - **Writes** (`set`/`delete` of one key, for a provider reading `AWSCURRENT`): read the
+///   current version, edit the one key, `PutSecretValue` the result as a new version under
+///   the [`PENDING_STAGE`] label with a fresh `ClientRequestToken` (so the SDK's retries are
+///   idempotent), then move `AWSCURRENT` to it with `UpdateSecretVersionStage` *from the
+///   version read*, which AWS refuses if `AWSCURRENT` moved meanwhile: a compare-and-swap. On
+///   a conflict the write starts over from a fresh read (3 rounds, then
+///   [`ErrorKind::Conflict`]), so concurrent writers of different keys lose nothing.
 /// - No error, log line or `Debug` output contains a value; SDK errors are reduced to their
 ///   code and a fixed description.
 ///
@@ -142,10 +145,9 @@ struct Current {
     version_id: Option<String>,
 }
 
-/// Which versions carry the `AWSCURRENT` and `AWSPREVIOUS` labels.
+/// Which versions carry the `AWSCURRENT` label (moto can leave two).
 struct Stages {
     current: Vec<String>,
-    previous: Option<String>,
 }
 
 impl AwsSecretsManagerProvider {
@@ -252,7 +254,7 @@ impl AwsSecretsManagerProvider {
         })
     }
 
-    /// Which versions hold the `AWSCURRENT` and `AWSPREVIOUS` labels now.
+    /// Which versions hold the `AWSCURRENT` label now (`DescribeSecret`).
     async fn stages(&self) -> Result<Stages, ProviderError> {
         let client = self.client().await?;
         let name = self.secret_name();
@@ -262,19 +264,14 @@ impl AwsSecretsManagerProvider {
             .send()
             .await
             .map_err(|e| errors::from_sdk("DescribeSecret", &e, name))?;
-        let mut stages = Stages {
-            current: Vec::new(),
-            previous: None,
-        };
-        for (id, labels) in output.version_ids_to_stages.unwrap_or_default() {
-            if labels.iter().any(|l| l == AWSPREVIOUS) {
-                stages.previous = Some(id.clone());
-            }
-            if labels.iter().any(|l| l == AWSCURRENT) {
-                stages.current.push(id);
-            }
-        }
-        Ok(stages)
+        let current = output
+            .version_ids_to_stages
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, labels)| labels.iter().any(|l| l == AWSCURRENT))
+            .map(|(id, _)| id)
+            .collect();
+        Ok(Stages { current })
     }
 
     /// The current version for a write; a secret that exists without any version yet reads
@@ -310,13 +307,21 @@ impl AwsSecretsManagerProvider {
         }
     }
 
-    async fn put(&self, text: &str, encoding: Encoding) -> Result<String, ProviderError> {
+    /// `PutSecretValue` of a new version carrying `stage` (`AWSCURRENT` when `None`), with
+    /// a fresh request token.
+    async fn put(
+        &self,
+        text: &str,
+        encoding: Encoding,
+        stage: Option<&str>,
+    ) -> Result<String, ProviderError> {
         let client = self.client().await?;
         let name = self.secret_name();
         let request = client
             .put_secret_value()
             .secret_id(name)
-            .client_request_token(request_token()?);
+            .client_request_token(request_token()?)
+            .set_version_stages(stage.map(|s| vec![s.to_owned()]));
         let request = match encoding {
             Encoding::String => request.secret_string(text),
             Encoding::Binary => request.secret_binary(Blob::new(text.as_bytes())),
@@ -374,114 +379,129 @@ impl AwsSecretsManagerProvider {
 
     async fn write_locked(&self, key: &str, change: Change<'_>) -> Result<bool, ProviderError> {
         let name = self.secret_name();
-        // The version the next put must replace, and the text to apply the change to.
-        let mut current = self.read_for_write().await?;
-        let mut expected = current.version_id.clone();
-        let mut existed = None;
         for round in 1..=WRITE_ROUNDS {
+            let current = self.read_for_write().await?;
             let mut map = document::parse_for_edit(&current.text, name)?;
-            let had_key = match change {
+            let existed = match change {
                 Change::Set(value) => {
                     let new = serde_json::Value::String(value.expose().to_owned());
-                    let same = map.get(key) == Some(&new);
-                    let had = map.insert(key.to_owned(), new).is_some();
-                    if same {
-                        return Ok(*existed.get_or_insert(had));
+                    if map.get(key) == Some(&new) {
+                        return Ok(true);
                     }
-                    had
+                    map.insert(key.to_owned(), new).is_some()
                 }
                 Change::Delete => {
-                    let had = map.shift_remove(key).is_some();
-                    if !had {
-                        return Ok(*existed.get_or_insert(false));
+                    if map.shift_remove(key).is_none() {
+                        return Ok(false);
                     }
-                    had
+                    true
                 }
             };
-            let existed = *existed.get_or_insert(had_key);
             let text = document::serialize(&map);
             if text.len() > MAX_SECRET_SIZE {
                 return Err(ProviderError::new(
                     PROVIDER_NAME,
                     ErrorKind::InvalidValue,
                     format!(
-                        "the secret would hold {} bytes; Secrets Manager stores at most {MAX_SECRET_SIZE}",
+                        "the secret would hold {} bytes; Secrets Manager stores at most \
+                         {MAX_SECRET_SIZE}",
                         text.len()
                     ),
                 )
                 .with_location(self.location()));
             }
-            // Nobody may have replaced the version this edit is based on.
-            let before = self.stages().await?;
-            if !matches_current(&before.current, expected.as_deref()) {
-                return Err(self.conflict(expected.as_deref(), &before.current));
-            }
-            let written = self.put(&text, current.encoding).await?;
-            let after = self.stages().await?;
-            if !after.current.contains(&written) {
-                // A later write replaced ours; it was based on ours or will merge onto it.
-                tracing::info!(
-                    secret = name,
-                    key,
-                    "secret key written; a later write followed"
-                );
-                return Ok(existed);
-            }
-            if after.previous.as_deref() == expected.as_deref() || expected.is_none() {
-                tracing::debug!(secret = name, key, version_id = %written, "secret key written");
-                return Ok(existed);
-            }
-            // Another write landed between the check and the put: ours replaced it, without
-            // its change. Apply ours again on top of that version.
-            let Some(overwritten) = after.previous else {
+            let Some(read_version) = current.version_id else {
+                // The secret has no version yet: nothing to compare with, the first wins.
+                self.put(&text, current.encoding, None).await?;
                 return Ok(existed);
             };
-            tracing::warn!(
-                secret = name,
-                key,
-                round,
-                overwritten = %overwritten,
-                "a concurrent write landed just before this one; applying the change on top of it"
-            );
-            current = self.read(&VersionSelector::Id(overwritten)).await?;
-            expected = Some(written);
+            // The new version is written under a label of ours, then AWSCURRENT is moved to
+            // it from the version read, which fails if AWSCURRENT has moved meanwhile: a
+            // compare-and-swap, so a concurrent change is never overwritten.
+            let written = self
+                .put(&text, current.encoding, Some(PENDING_STAGE))
+                .await?;
+            let swapped = self.move_current(&read_version, &written).await;
+            self.drop_pending_label(&written).await;
+            match swapped {
+                Ok(()) => {
+                    tracing::debug!(secret = name, key, version_id = %written, "secret key written");
+                    return Ok(existed);
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    tracing::info!(
+                        secret = name,
+                        key,
+                        round,
+                        "the secret changed during the write; applying the change again"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
         Err(ProviderError::new(
             PROVIDER_NAME,
             ErrorKind::Conflict,
             format!(
-                "the secret kept changing while this write was applied ({WRITE_ROUNDS} rounds); \
-                 check its versions and write again"
+                "the secret changed between reading and writing it, {WRITE_ROUNDS} times in a \
+                 row; nothing of this write is current; write again"
             ),
         )
         .with_location(self.location()))
     }
 
-    fn conflict(&self, expected: Option<&str>, current: &[String]) -> ProviderError {
-        ProviderError::new(
-            PROVIDER_NAME,
-            ErrorKind::Conflict,
-            format!(
-                "the secret changed between reading and writing it (read version {}, current \
-                 version {}); nothing was written, read it again and retry",
-                expected.unwrap_or("(none)"),
-                if current.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    current.join(", ")
-                }
-            ),
-        )
-        .with_location(self.location())
+    /// Moves `AWSCURRENT` from `from` to `to`; [`ErrorKind::Conflict`] when `from` no longer
+    /// carries it.
+    async fn move_current(&self, from: &str, to: &str) -> Result<(), ProviderError> {
+        let client = self.client().await?;
+        let name = self.secret_name();
+        let result = client
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage(AWSCURRENT)
+            .remove_from_version_id(from)
+            .move_to_version_id(to)
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if e.as_service_error()
+            .is_some_and(|s| s.is_invalid_parameter_exception())
+        {
+            return Err(ProviderError::new(
+                PROVIDER_NAME,
+                ErrorKind::Conflict,
+                format!("AWSCURRENT is no longer on version {from}, the version read"),
+            )
+            .with_location(self.location()));
+        }
+        Err(errors::from_sdk("UpdateSecretVersionStage", &e, name))
+    }
+
+    /// Removes our label from a version we wrote (best effort: a concurrent writer's put may
+    /// have moved it already, and a left-over label is harmless).
+    async fn drop_pending_label(&self, version: &str) {
+        let Ok(client) = self.client().await else {
+            return;
+        };
+        let name = self.secret_name();
+        let result = client
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage(PENDING_STAGE)
+            .remove_from_version_id(version)
+            .send()
+            .await;
+        if let Err(e) = result {
+            let error = errors::from_sdk("UpdateSecretVersionStage", &e, name);
+            tracing::debug!(secret = name, %error, "could not remove the pending label");
+        }
     }
 }
 
-fn matches_current(current: &[String], expected: Option<&str>) -> bool {
-    match expected {
-        Some(id) => current.iter().any(|c| c == id),
-        None => current.is_empty(),
-    }
-}
+/// The label a write's new version carries until `AWSCURRENT` is moved to it.
+pub const PENDING_STAGE: &str = "SECRETS-PENDING";
 
 /// A fresh `ClientRequestToken` (a random UUID): it becomes the new version's id, and the
 /// SDK's retries of the same put reuse it, so a retried put creates no second version.
@@ -561,15 +581,6 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!((32..=64).contains(&a.len()));
-    }
-
-    #[test]
-    fn the_current_version_must_be_the_one_read() {
-        let ids = vec!["v2".to_owned()];
-        assert!(matches_current(&ids, Some("v2")));
-        assert!(!matches_current(&ids, Some("v1")));
-        assert!(!matches_current(&ids, None));
-        assert!(matches_current(&[], None));
     }
 
     #[test]
