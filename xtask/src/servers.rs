@@ -169,10 +169,28 @@ pub(crate) struct TestEnvironment {
     _servers: Vec<RunningServer>,
 }
 
-/// Installs what is missing and starts every server in [`SERVERS`].
-pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+/// Every Python package the tests need (one list, so the virtualenv's marker stays stable).
+fn all_packages() -> Vec<&'static str> {
     let mut packages: Vec<&str> = EXTRA_PACKAGES.to_vec();
     packages.extend(SERVERS.iter().flat_map(|s| s.packages.iter().copied()));
+    packages
+}
+
+/// Installs what is missing and starts one server (for a benchmark that needs only it).
+pub(crate) fn start_one(root: &Path, spec: &ServerSpec) -> Result<TestEnvironment> {
+    let venv = Venv::ensure(root, &all_packages())?;
+    let logs = root.join("target").join("test-servers");
+    fs::create_dir_all(&logs)?;
+    let server = start(spec, &venv, &logs)?;
+    Ok(TestEnvironment {
+        exports: server.exports.clone(),
+        _servers: vec![server],
+    })
+}
+
+/// Installs what is missing and starts every server in [`SERVERS`].
+pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+    let packages = all_packages();
     if packages.is_empty() {
         println!("no test servers or Python packages are needed");
         return Ok(TestEnvironment {

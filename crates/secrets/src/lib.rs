@@ -123,5 +123,10 @@ struct RepositoryReadme;
 #[doc = include_str!("../README.md")]
 struct CrateReadme;
 
+// The AWS guide's Rust example compiles as shown.
+#[cfg(all(doctest, feature = "aws"))]
+#[doc = include_str!("../../../docs/aws.md")]
+struct AwsGuide;
+
 #[cfg(test)]
 mod tests;
