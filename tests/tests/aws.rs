@@ -147,6 +147,20 @@ async fn a_changed_value_is_seen_within_one_ttl_through_the_manager() {
     assert_eq!(manager.get("A").await.unwrap().unwrap().expose(), "a2");
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_zero_ttl_asks_aws_on_every_lookup_even_through_the_manager_cache() {
+    let name = moto::unique("zero-ttl");
+    moto::create_secret(&name, r#"{"K": "v1"}"#).await;
+    let provider = Arc::new(
+        AwsSecretsManagerProvider::new(moto::settings(&name).with_ttl(Duration::ZERO)).unwrap(),
+    );
+    let manager = SecretsManager::builder().provider(provider.clone()).build();
+    assert_eq!(manager.get("K").await.unwrap().unwrap().expose(), "v1");
+    moto::put_secret(&name, r#"{"K": "v2"}"#).await;
+    assert_eq!(manager.get("K").await.unwrap().unwrap().expose(), "v2");
+    assert_eq!(provider.fetches(), 2);
+}
+
 #[test]
 fn the_blocking_api_reads_aws_and_writes_to_it_by_name() {
     let name = moto::unique("blocking");

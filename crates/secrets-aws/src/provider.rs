@@ -551,8 +551,10 @@ impl SecretProvider for AwsSecretsManagerProvider {
         self.fetch(&self.inner.settings.version).await.map(drop)
     }
 
+    /// The time left of the copy lookups are served from; zero when it has expired (or
+    /// the TTL is zero), so the manager never keeps an answer longer than this copy.
     fn freshness(&self) -> Option<std::time::Duration> {
-        self.inner.snapshot.freshness()
+        Some(self.inner.snapshot.freshness().unwrap_or_default())
     }
 
     /// True when the provider reads `AWSCURRENT`, the version writes replace.
@@ -595,7 +597,7 @@ mod tests {
         assert!(AwsSecretsManagerProvider::new(AwsSettings::new("")).is_err());
         let p = AwsSecretsManagerProvider::new(AwsSettings::new("s")).unwrap();
         assert!(p.supports_writes() && p.is_available());
-        assert_eq!(p.freshness(), None);
+        assert_eq!(p.freshness(), Some(std::time::Duration::ZERO));
         let shown = format!("{p:?}");
         assert!(shown.contains("client_ready: false"), "{shown}");
     }

@@ -243,7 +243,7 @@ async fn after_the_ttl_a_new_value_is_seen_and_refresh_now_forces_a_fetch() {
     );
     assert_eq!(calls.count("GetSecretValue"), 1);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(provider.freshness(), None);
+    assert_eq!(provider.freshness(), Some(Duration::ZERO));
     assert_eq!(
         expose(provider.get("K").await.unwrap()).as_deref(),
         Some("new")
