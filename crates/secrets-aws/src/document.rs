@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn not_json_and_not_an_object_are_malformed_without_quoting_the_value() {
         for (text, expect) in [
-            (format!("{SENTINEL}"), "not valid JSON"),
+            (SENTINEL.to_owned(), "not valid JSON"),
             (format!("{{\"A\": \"{SENTINEL}\""), "ends too early"),
             (format!("{{\"A\": \"{SENTINEL}\",, }}"), "not valid JSON"),
             (format!("\"{SENTINEL}\""), "JSON but a string"),
