@@ -160,6 +160,7 @@ impl SecretsManager {
     /// hit (whose value is `None` for a remembered miss), `None` when the key would have to be
     /// looked up. For callers that can answer a hit without an async runtime (the facade's
     /// blocking API).
+    #[inline]
     pub fn cached(&self, key: &str) -> Option<Option<Resolved>> {
         self.cache.get_hit(key)
     }

@@ -96,6 +96,14 @@ impl SecretsManager {
         if let Some(answer) = self.inner.cached(key) {
             return Ok(answer);
         }
+        self.look_up(key)
+    }
+
+    /// The lookup of a key the cache does not hold. Out of line, so that the hit path's
+    /// stack frame does not carry the (large) lookup future.
+    #[cold]
+    #[inline(never)]
+    fn look_up(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
         self.block_on(self.inner.get_with_source(key))
     }
 
