@@ -250,7 +250,9 @@ impl<T> Snapshot<T> {
     /// How long what [`get`](Self::get) returns now stays valid: the time left of a fresh
     /// copy, or of the backoff while a stale copy or a failure is served; `None` when there
     /// is nothing (the next `get` fetches). Providers answer
-    /// [`SecretProvider::freshness`](crate::SecretProvider::freshness) with it.
+    /// [`SecretProvider::freshness`](crate::SecretProvider::freshness) with
+    /// `Some(snapshot.freshness().unwrap_or_default())`: an expired copy is worth zero, not
+    /// "no opinion".
     pub fn freshness(&self) -> Option<Duration> {
         let now = self.clock.now();
         let state = self.lock();
