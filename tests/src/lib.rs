@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end tests: capturing every log line at TRACE level, so a test
-//! can assert that no secret value reaches the logs, and finding the test tooling's Python.
+//! can assert that no secret value reaches the logs, finding the test tooling's Python, and
+//! reaching the moto server `cargo xtask test` starts ([`moto`]).
+
+pub mod moto;
 
 use std::io;
 use std::path::PathBuf;

@@ -43,17 +43,24 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 "#;
 
 /// Printed for `cargo xtask bench` without a known name.
-pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache>
+pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain>
 
   crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
   cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
-          (target/bench/ttl-cache.json)";
+          (target/bench/ttl-cache.json)
+  aws     the AWS provider warm through the full chain against moto: lookups/s, and the
+          GetSecretValue calls of 1,000,000 lookups in one TTL window
+          (target/bench/secrets-aws.json)
+  chain   warm SecretsManager lookups (async, blocking; 1 and 2 threads) beside a bare
+          ttl-cache get (target/bench/secrets-chain.json)";
 
 /// The comparisons `cargo xtask bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bench {
     Crypto,
     Cache,
+    Aws,
+    Chain,
 }
 
 impl Bench {
@@ -61,6 +68,8 @@ impl Bench {
         match name {
             "crypto" => Some(Self::Crypto),
             "cache" => Some(Self::Cache),
+            "aws" => Some(Self::Aws),
+            "chain" => Some(Self::Chain),
             _ => None,
         }
     }
@@ -70,6 +79,8 @@ pub(crate) fn bench(root: &Path, which: Bench) -> Result<()> {
     match which {
         Bench::Crypto => crypto(root),
         Bench::Cache => cache(root),
+        Bench::Aws => aws(root),
+        Bench::Chain => chain(root),
     }
 }
 
@@ -183,6 +194,47 @@ fn cache(root: &Path) -> Result<()> {
             "ttl-cache",
             "--bench",
             "side_by_side",
+            "--",
+            "--rounds",
+            "5",
+            "--json",
+        ])
+        .arg(&json))
+}
+
+/// The AWS provider against a moto started for this run (stopped by PID afterwards, also on
+/// failure).
+fn aws(root: &Path) -> Result<()> {
+    let environment = crate::servers::start_one(root, &crate::servers::MOTO)?;
+    let json = root.join("target/bench/secrets-aws.json");
+    let result = run(cargo()
+        .args([
+            "bench",
+            "--package",
+            "integration-tests",
+            "--bench",
+            "aws",
+            "--",
+            "--rounds",
+            "5",
+            "--json",
+        ])
+        .arg(&json)
+        .envs(environment.exports.iter().cloned()));
+    drop(environment);
+    result
+}
+
+/// `SecretsManager` beside a bare ttl-cache get, in one process.
+fn chain(root: &Path) -> Result<()> {
+    let json = root.join("target/bench/secrets-chain.json");
+    run(cargo()
+        .args([
+            "bench",
+            "--package",
+            "integration-tests",
+            "--bench",
+            "chain",
             "--",
             "--rounds",
             "5",

@@ -178,6 +178,18 @@ pub(crate) const BOUNDARIES: &[Boundary] = &[
     },
     Boundary {
         package: "secrets",
+        args: &[
+            "--no-default-features",
+            "--features",
+            "env,file,cache,crypto,test-util",
+            "-e",
+            "normal",
+        ],
+        forbidden: &["aws-*"],
+        reason: "every facade feature but `aws` leaves the AWS SDK out",
+    },
+    Boundary {
+        package: "secrets",
         args: &["-e", "normal"],
         forbidden: &["reqwest"],
         reason: "the default facade (env, file) compiles no HTTP client; Vault is feature \

@@ -30,7 +30,9 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
          (the Python venv under target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
-         moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
+         moka, quick_cache, mini-moka and Mutex<lru>; aws: the AWS provider through the
+         chain against moto; chain: SecretsManager beside a bare ttl-cache get
+         (target/bench/*.json)
   fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
          (cargo-fuzz, nightly); ci runs each for 10 s
 
@@ -44,6 +46,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "file"],
     &["--no-default-features", "--features", "crypto"],
     &["--no-default-features", "--features", "cache"],
+    &["--no-default-features", "--features", "aws"],
     &["--all-features"],
 ];
 
@@ -336,6 +339,11 @@ mod tests {
         assert_eq!(
             parse_args(&["bench", "cache"]),
             Ok(Task::Bench(Bench::Cache))
+        );
+        assert_eq!(parse_args(&["bench", "aws"]), Ok(Task::Bench(Bench::Aws)));
+        assert_eq!(
+            parse_args(&["bench", "chain"]),
+            Ok(Task::Bench(Bench::Chain))
         );
         assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));

@@ -30,8 +30,68 @@ pub(crate) struct ServerSpec {
     pub(crate) after_start: fn(port: u16) -> Result<()>,
 }
 
-/// The servers the tests run against. Later issues add moto (AWS) and OpenBao (Vault).
-pub(crate) const SERVERS: &[ServerSpec] = &[];
+/// The servers the tests run against. A later issue adds OpenBao (Vault).
+pub(crate) const SERVERS: &[ServerSpec] = &[MOTO];
+
+/// moto's Secrets Manager (its whole AWS mock, in memory) with dummy credentials. The tests
+/// read `SECRETS_TEST_AWS_ENDPOINT`; the SDK's own variables point any default-configured
+/// client at it too. Instance metadata is disabled so that nothing asks 169.254.169.254.
+pub(crate) const MOTO: ServerSpec = ServerSpec {
+    name: "moto",
+    packages: &["moto[server]"],
+    command: |venv, port| {
+        let mut command = Command::new(venv.bin("moto_server"));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        command
+    },
+    exports: |port| {
+        let endpoint = format!("http://127.0.0.1:{port}");
+        [
+            ("SECRETS_TEST_AWS_ENDPOINT", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    },
+    after_start: moto_ready,
+};
+
+/// moto answers its own API once its Flask app is up (the port opens a little earlier).
+fn moto_ready(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match http_status(port, "/moto-api/data.json") {
+            Ok(200) => return Ok(()),
+            result if Instant::now() >= deadline => {
+                bail!("moto on port {port} is not ready: GET /moto-api/data.json gave {result:?}")
+            }
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The status code of `GET path` on 127.0.0.1:`port`.
+fn http_status(port: u16, path: &str) -> Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP answer: {:?}", text.lines().next()))
+}
 
 /// Python packages the tests use directly (for example to cross-check formats).
 /// `cryptography`: the Python Fernet that the credential-crypto tests cross-check against.
@@ -110,10 +170,28 @@ pub(crate) struct TestEnvironment {
     _servers: Vec<RunningServer>,
 }
 
-/// Installs what is missing and starts every server in [`SERVERS`].
-pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+/// Every Python package the tests need (one list, so the virtualenv's marker stays stable).
+fn all_packages() -> Vec<&'static str> {
     let mut packages: Vec<&str> = EXTRA_PACKAGES.to_vec();
     packages.extend(SERVERS.iter().flat_map(|s| s.packages.iter().copied()));
+    packages
+}
+
+/// Installs what is missing and starts one server (for a benchmark that needs only it).
+pub(crate) fn start_one(root: &Path, spec: &ServerSpec) -> Result<TestEnvironment> {
+    let venv = Venv::ensure(root, &all_packages())?;
+    let logs = root.join("target").join("test-servers");
+    fs::create_dir_all(&logs)?;
+    let server = start(spec, &venv, &logs)?;
+    Ok(TestEnvironment {
+        exports: server.exports.clone(),
+        _servers: vec![server],
+    })
+}
+
+/// Installs what is missing and starts every server in [`SERVERS`].
+pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+    let packages = all_packages();
     if packages.is_empty() {
         println!("no test servers or Python packages are needed");
         return Ok(TestEnvironment {

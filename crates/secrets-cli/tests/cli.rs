@@ -189,7 +189,7 @@ fn exit_codes_follow_the_contract() {
     let r = sb.run(&["--providers", "env,ldap", "get", "K"], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("unknown provider `ldap`"), "{}", r.stderr);
-    let r = sb.run(&["--providers", "aws", "get", "K"], &[]);
+    let r = sb.run(&["--providers", "vault", "get", "K"], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not compiled"), "{}", r.stderr);
     assert_eq!(sb.run(&["--help"], &[]).code, 0);
@@ -237,7 +237,7 @@ fn doctor_reports_every_provider() {
     assert!(r.stdout.contains("malformed content"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("not compiled into this build (cargo feature `aws`)"),
+            .contains("not compiled into this build (cargo feature `vault`)"),
         "{}",
         r.stdout
     );
@@ -431,18 +431,18 @@ fn a_closed_stdout_ends_quietly() {
 fn crypto_ignores_the_chain_options() {
     let sb = Sandbox::new();
     let env = [("SIMPLETUNER_CREDENTIAL_KEY", "chain-options-test")];
-    // `aws` is not compiled into this binary; crypto does not build the chain.
-    let r = sb.run_with_stdin(&["--providers", "aws", "crypto", "encrypt"], &env, "x\n");
+    // `vault` is not compiled into this binary; crypto does not build the chain.
+    let r = sb.run_with_stdin(&["--providers", "vault", "crypto", "encrypt"], &env, "x\n");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("Z0FBQUFB"), "{}", r.stdout);
-    let r = sb.run(&["--providers", "aws", "get", "K"], &[]);
+    let r = sb.run(&["--providers", "vault", "get", "K"], &[]);
     assert_eq!(
         r.code, 2,
         "the chain commands still refuse it: {}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("enable the `aws` feature"),
+        r.stderr.contains("enable the `vault` feature"),
         "{}",
         r.stderr
     );

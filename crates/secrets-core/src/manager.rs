@@ -146,9 +146,23 @@ impl SecretsManager {
 
     /// Looks a key up and reports which provider served it.
     pub async fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
+        // A hit costs one map lookup and the clone of the answer: no key allocation, no
+        // loader machinery.
+        if let Some(answer) = self.cache.get_hit(key) {
+            return Ok(answer);
+        }
         self.cache
             .try_get_or_insert_with_capped_async(key.to_owned(), self.walk(key))
             .await
+    }
+
+    /// The answer the value cache holds for `key`, without asking any provider: `Some` on a
+    /// hit (whose value is `None` for a remembered miss), `None` when the key would have to be
+    /// looked up. For callers that can answer a hit without an async runtime (the facade's
+    /// blocking API).
+    #[inline]
+    pub fn cached(&self, key: &str) -> Option<Option<Resolved>> {
+        self.cache.get_hit(key)
     }
 
     /// Asks the providers in order; the first that has the key wins. Also returns how long

@@ -36,7 +36,9 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
     /// For how long the answers this provider gives now stay fresh, if it keeps its own copy
     /// of a remote object (AWS, Vault): the time left until that copy expires. The manager
     /// caches an answer no longer than this, so the two caches never stack and a changed
-    /// value is seen within one TTL. `None` (the default): the manager's own TTL applies.
+    /// value is seen within one TTL. `None` (the default): the manager's own TTL applies; so a
+    /// provider with a copy answers `Some(Duration::ZERO)` when the copy has expired (or its
+    /// TTL is zero), not `None`.
     fn freshness(&self) -> Option<Duration> {
         None
     }

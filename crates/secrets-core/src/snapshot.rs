@@ -180,6 +180,28 @@ impl<T> Snapshot<T> {
             Decision::Fail(error) => return Err(error),
             Decision::Fetch => {}
         }
+        self.fetch_now(fetch).await
+    }
+
+    /// Fetches now, whatever the age of the copy and any backoff (an explicit refresh, such
+    /// as a provider's `refresh_now`). Concurrent fetches still run one at a time. The rules
+    /// for failures are those of [`get`](Self::get): a transient failure serves the copy, if
+    /// any, with a warning.
+    pub async fn refresh<F, Fut>(&self, fetch: F) -> Result<Arc<T>, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let _refreshing = self.refresh.lock().await;
+        self.fetch_now(fetch).await
+    }
+
+    /// Runs one fetch (the caller holds the refresh lock) and records its outcome.
+    async fn fetch_now<F, Fut>(&self, fetch: F) -> Result<Arc<T>, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = fetch().await;
         let now = self.clock.now();
@@ -228,7 +250,9 @@ impl<T> Snapshot<T> {
     /// How long what [`get`](Self::get) returns now stays valid: the time left of a fresh
     /// copy, or of the backoff while a stale copy or a failure is served; `None` when there
     /// is nothing (the next `get` fetches). Providers answer
-    /// [`SecretProvider::freshness`](crate::SecretProvider::freshness) with it.
+    /// [`SecretProvider::freshness`](crate::SecretProvider::freshness) with
+    /// `Some(snapshot.freshness().unwrap_or_default())`: an expired copy is worth zero, not
+    /// "no opinion".
     pub fn freshness(&self) -> Option<Duration> {
         let now = self.clock.now();
         let state = self.lock();
@@ -396,6 +420,25 @@ mod tests {
                 .await;
             assert_eq!(e.unwrap_err().kind(), ErrorKind::Throttled);
         });
+    }
+
+    #[test]
+    fn refresh_fetches_within_the_ttl_and_keeps_the_copy_on_a_transient_failure() {
+        let (s, _clock) = snapshot();
+        rt().block_on(async {
+            s.get(|| async { Ok(1) }).await.unwrap();
+            assert_eq!(*s.refresh(|| async { Ok(2) }).await.unwrap(), 2);
+            assert_eq!(*s.get(|| async { Ok(3) }).await.unwrap(), 2);
+            let v = s
+                .refresh(|| async { Err(failure(ErrorKind::Unavailable)) })
+                .await;
+            assert_eq!(*v.unwrap(), 2);
+            let e = s
+                .refresh(|| async { Err(failure(ErrorKind::NotFound)) })
+                .await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::NotFound);
+        });
+        assert_eq!(s.fetches(), 4);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl SecretsManager {
 
     /// See [`secrets_core::SecretsManager::get`].
     pub fn get(&self, key: &str) -> Result<Option<Secret>, SecretsError> {
-        self.block_on(self.inner.get(key))
+        Ok(self.get_with_source(key)?.map(|r| r.value))
     }
 
     /// See [`secrets_core::SecretsManager::get_or`].
@@ -92,6 +92,18 @@ impl SecretsManager {
 
     /// See [`secrets_core::SecretsManager::get_with_source`].
     pub fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
+        // A cached answer needs no runtime: entering one costs more than the lookup.
+        if let Some(answer) = self.inner.cached(key) {
+            return Ok(answer);
+        }
+        self.look_up(key)
+    }
+
+    /// The lookup of a key the cache does not hold. Out of line, so that the hit path's
+    /// stack frame does not carry the (large) lookup future.
+    #[cold]
+    #[inline(never)]
+    fn look_up(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
         self.block_on(self.inner.get_with_source(key))
     }
 

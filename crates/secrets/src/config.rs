@@ -74,6 +74,11 @@ pub struct Config {
     #[cfg(feature = "file")]
     #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
     pub file: Option<secrets_file::FileSettings>,
+    /// AWS Secrets Manager provider settings; `None` (not configured) unless a secret name
+    /// is set (`<APP>_AWS_SECRET_NAME` for [`Config::from_lookup`]).
+    #[cfg(feature = "aws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
+    pub aws: Option<secrets_aws::AwsSettings>,
     /// Providers and their order; `None` means every compiled-in, configured provider in
     /// default order.
     pub providers: Option<Vec<ProviderKind>>,
@@ -112,6 +117,8 @@ impl Config {
             env: Some(secrets_env::EnvSettings::default()),
             #[cfg(feature = "file")]
             file: Some(secrets_file::FileSettings::default()),
+            #[cfg(feature = "aws")]
+            aws: None,
             providers: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
@@ -138,6 +145,8 @@ impl Config {
             env: Some(secrets_env::EnvSettings::from_lookup(app, lookup)?),
             #[cfg(feature = "file")]
             file: Some(secrets_file::FileSettings::from_lookup(app, lookup)?),
+            #[cfg(feature = "aws")]
+            aws: secrets_aws::AwsSettings::from_lookup(app, lookup)?,
             ..Self::new(app.clone())
         })
     }
@@ -155,6 +164,14 @@ impl Config {
     #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
     pub fn file_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.file.get_or_insert_with(Default::default).path = Some(path.into());
+        self
+    }
+
+    /// Sets the AWS Secrets Manager provider's settings (which configures it).
+    #[cfg(feature = "aws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
+    pub fn aws(mut self, settings: secrets_aws::AwsSettings) -> Self {
+        self.aws = Some(settings);
         self
     }
 
@@ -183,6 +200,8 @@ impl Config {
             ProviderKind::Env => self.env.is_some(),
             #[cfg(feature = "file")]
             ProviderKind::File => self.file.is_some(),
+            #[cfg(feature = "aws")]
+            ProviderKind::Aws => self.aws.is_some(),
             _ => false,
         }
     }
@@ -309,6 +328,22 @@ pub(crate) fn file_provider(
         .as_ref()
         .map(|settings| {
             secrets_file::FileProvider::from_settings(&config.app, settings)
+                .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
+                .map_err(ConfigError::from)
+        })
+        .transpose()
+}
+
+/// The AWS Secrets Manager provider of a configuration (a row of the provider table).
+#[cfg(feature = "aws")]
+pub(crate) fn aws_provider(
+    config: &Config,
+) -> Result<Option<Arc<dyn SecretProvider>>, ConfigError> {
+    config
+        .aws
+        .as_ref()
+        .map(|settings| {
+            secrets_aws::AwsSecretsManagerProvider::new(settings.clone())
                 .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
                 .map_err(ConfigError::from)
         })

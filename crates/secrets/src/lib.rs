@@ -8,11 +8,12 @@
 //! |---|---|---|
 //! | `env`  | yes | [`EnvProvider`]: environment variables (`hf-token` reads `HF_TOKEN`) |
 //! | `file` | yes | [`FileProvider`]: `~/.<app>/secrets.json` / `.yaml` / `.yml` |
+//! | `aws` | no | [`AwsSecretsManagerProvider`]: one AWS Secrets Manager secret (`<APP>_AWS_SECRET_NAME`) |
 //! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
 //!
-//! The default chain is environment > file (> AWS > Vault when those features land); the
+//! The default chain is environment > file > AWS (> Vault when that feature lands); the
 //! first provider that has a key wins. See [`SecretsManager`] for caching and error rules,
 //! [`Config`] for configuration, [`blocking`] for synchronous callers and [`global`] for the
 //! process-wide manager the original server had.
@@ -38,6 +39,14 @@
 #![cfg_attr(
     not(feature = "file"),
     doc = "[`FileProvider`]: https://docs.rs/secrets-file (feature `file`)"
+)]
+#![cfg_attr(
+    feature = "aws",
+    doc = "[`AwsSecretsManagerProvider`]: crate::AwsSecretsManagerProvider"
+)]
+#![cfg_attr(
+    not(feature = "aws"),
+    doc = "[`AwsSecretsManagerProvider`]: https://docs.rs/secrets-aws (feature `aws`)"
 )]
 #![cfg_attr(feature = "cache", doc = "[`cache`]: crate::cache")]
 #![cfg_attr(
@@ -86,6 +95,14 @@ pub use secrets_file as file;
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use secrets_file::{FileProvider, FileSettings};
 
+/// The AWS Secrets Manager provider crate.
+#[cfg(feature = "aws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
+pub use secrets_aws as aws;
+#[cfg(feature = "aws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
+pub use secrets_aws::{AwsSecretsManagerProvider, AwsSettings};
+
 /// The concurrent TTL cache (`ttl-cache`): [`cache::TtlCache`], [`cache::cached`].
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
@@ -105,6 +122,11 @@ struct RepositoryReadme;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct CrateReadme;
+
+// The AWS guide's Rust example compiles as shown.
+#[cfg(all(doctest, feature = "aws"))]
+#[doc = include_str!("../../../docs/aws.md")]
+struct AwsGuide;
 
 #[cfg(test)]
 mod tests;

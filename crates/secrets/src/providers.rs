@@ -61,6 +61,9 @@ const TABLE: &[Row] = &[
         kind: ProviderKind::Aws,
         name: "aws",
         feature: "aws",
+        #[cfg(feature = "aws")]
+        factory: Some(crate::config::aws_provider),
+        #[cfg(not(feature = "aws"))]
         factory: None,
     },
     Row {

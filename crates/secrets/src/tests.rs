@@ -96,6 +96,7 @@ fn explicitly_requested_providers_must_be_compiled_in_and_the_error_names_the_fe
 fn compiled_providers_follow_the_features() {
     assert_eq!(ProviderKind::Env.is_compiled(), cfg!(feature = "env"));
     assert_eq!(ProviderKind::File.is_compiled(), cfg!(feature = "file"));
+    assert_eq!(ProviderKind::Aws.is_compiled(), cfg!(feature = "aws"));
     let status = Config::default().provider_status();
     assert_eq!(status.len(), 4);
     for s in status {
@@ -106,6 +107,44 @@ fn compiled_providers_follow_the_features() {
             s.compiled && matches!(s.kind, ProviderKind::Env | ProviderKind::File)
         );
     }
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn aws_is_configured_by_its_secret_name_and_joins_the_chain_after_file() {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    let app = AppName::new("myapp").unwrap();
+    let none = Config::from_lookup(&app, &|_| None).unwrap();
+    assert!(none.aws.is_none());
+    let vars: HashMap<&str, OsString> = [
+        ("MYAPP_AWS_SECRET_NAME", OsString::from("prod/myapp")),
+        ("MYAPP_AWS_VERSION_STAGE", OsString::from("AWSPREVIOUS")),
+    ]
+    .into_iter()
+    .collect();
+    let config = Config::from_lookup(&app, &|name| vars.get(name).cloned()).unwrap();
+    let settings = config.aws.clone().unwrap();
+    assert_eq!(settings.secret_name, "prod/myapp");
+    assert_eq!(
+        settings.version,
+        crate::aws::VersionSelector::Stage("AWSPREVIOUS".into())
+    );
+    let status = config.provider_status();
+    assert!(
+        status
+            .iter()
+            .any(|s| s.kind == ProviderKind::Aws && s.configured)
+    );
+    // Building makes no network call: the SDK client is created on first use.
+    let manager = config.providers([ProviderKind::Aws]).build().unwrap();
+    assert_eq!(manager.provider_names(), ["aws"]);
+    // A pinned stage cannot take writes.
+    assert!(manager.writer().is_none_or(|w| w.name() != "aws"));
+    let mut bad = Config::new(app).aws(AwsSettings::new(""));
+    bad.providers = Some(vec![ProviderKind::Aws]);
+    assert!(matches!(bad.build().unwrap_err(), ConfigError::Provider(_)));
 }
 
 #[cfg(feature = "env")]

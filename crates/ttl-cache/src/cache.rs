@@ -263,6 +263,20 @@ where
         self.shard(hash).get(hash, key, &self.clock).cloned()
     }
 
+    /// The live value of a key, counting a hit; on a miss `None`, counting nothing. For the
+    /// fast path of a lookup that goes on to a loading call on a miss (which counts the miss
+    /// itself), with a borrowed key: `cache.get_hit(k).or_else(|| cache.get_or_insert_with(..))`.
+    #[inline]
+    pub fn get_hit<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = self.clock.now();
+        self.shard(hash).get_hit(hash, key, now).cloned()
+    }
+
     /// Inserts with the default TTL, replacing any value of the key.
     #[inline]
     pub fn insert(&self, key: K, value: V) {

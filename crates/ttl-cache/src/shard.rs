@@ -164,6 +164,22 @@ impl<K: Eq, V> Shard<K, V> {
         self.slot(idx).entry.as_ref().map(|(_, v)| v)
     }
 
+    /// The live value, counting a hit and refreshing recency; `None` (counting nothing, and
+    /// leaving an expired entry for the caller's next step) otherwise.
+    pub(crate) fn get_hit<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        if self.slot(idx).expires_at <= now {
+            return None;
+        }
+        self.touch(idx);
+        self.stats.hits += 1;
+        self.slot(idx).entry.as_ref().map(|(_, v)| v)
+    }
+
     /// The live value without touching recency or counters.
     pub(crate) fn peek<Q>(&self, hash: u64, key: &Q, now: u64) -> Option<(&V, u64)>
     where

@@ -328,3 +328,28 @@ fn a_capped_load_lives_for_the_shorter_ttl() {
     clock.advance(5 * SECOND);
     assert_eq!((cache.get(&2), cache.get(&3)), (None, None));
 }
+
+#[test]
+fn get_hit_counts_only_hits_and_leaves_misses_to_the_loader() {
+    let (c, clock) = cache(10);
+    c.insert(1, 10);
+    assert_eq!(c.get_hit(&1), Some(10));
+    assert_eq!(c.get_hit(&2), None);
+    let stats = c.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 0));
+    // The loader that follows a miss counts it, once.
+    assert_eq!(
+        c.get_hit(&2)
+            .unwrap_or_else(|| c.get_or_insert_with(2, || 20)),
+        20
+    );
+    assert_eq!(
+        (c.stats().hits, c.stats().misses, c.stats().loads),
+        (1, 1, 1)
+    );
+    clock.advance(10 * SECOND);
+    assert_eq!(c.get_hit(&1), None, "an expired value is not returned");
+    assert_eq!(c.stats().expirations, 0, "and is left for the next step");
+    assert_eq!(c.get(&1), None);
+    assert_eq!(c.stats().expirations, 1);
+}

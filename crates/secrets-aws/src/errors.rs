@@ -1,0 +1,259 @@
+//! SDK errors -> [`ProviderError`], with messages built from the error code and a fixed
+//! description.
+//!
+//! An `SdkError` is never attached as a source and never formatted: its `Debug` (and for some
+//! variants its `Display` chain) includes the raw HTTP response, whose body can be the secret
+//! itself (a `GetSecretValue` answer that failed to parse), or the request, whose body is the
+//! secret for `PutSecretValue`.
+
+use std::borrow::Cow;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::RequestId;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
+use secrets_core::{ErrorKind, Location, ProviderError};
+
+use crate::PROVIDER_NAME;
+
+/// The provider error for a failed API call `operation` (`GetSecretValue`, ...) on `secret`.
+pub(crate) fn from_sdk<E>(
+    operation: &'static str,
+    error: &SdkError<E, Response>,
+    secret: &str,
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (kind, description): (ErrorKind, Cow<'static, str>) = match error {
+        SdkError::ConstructionFailure(_) => (
+            ErrorKind::Misconfigured,
+            "the request could not be built (check the region and the endpoint URL)".into(),
+        ),
+        SdkError::TimeoutError(_) => (
+            ErrorKind::Timeout,
+            "no answer within the operation timeout".into(),
+        ),
+        SdkError::DispatchFailure(failure) => {
+            if let Some(found) = credentials_problem(error) {
+                found
+            } else if failure.is_timeout() {
+                (
+                    ErrorKind::Timeout,
+                    "the connection timed out (connect timeout or no answer)".into(),
+                )
+            } else if failure.is_io() {
+                (
+                    ErrorKind::Unavailable,
+                    "cannot connect to the endpoint (connection refused, reset or DNS failure)"
+                        .into(),
+                )
+            } else if failure.is_user() {
+                (
+                    ErrorKind::Misconfigured,
+                    "the request could not be sent (check the endpoint URL and TLS settings)"
+                        .into(),
+                )
+            } else if failure
+                .as_other()
+                .is_some_and(|k| k != RetryErrorKind::ClientError)
+            {
+                (
+                    ErrorKind::Unavailable,
+                    "the request could not be sent to the endpoint".into(),
+                )
+            } else {
+                (
+                    ErrorKind::Misconfigured,
+                    "the request could not be signed or sent (no AWS credentials provider, or the \
+                     endpoint or its TLS certificate was rejected)"
+                        .into(),
+                )
+            }
+        }
+        SdkError::ResponseError(_) => (
+            ErrorKind::Unavailable,
+            "the response could not be read or parsed (connection cut, or not a Secrets Manager \
+             answer)"
+                .into(),
+        ),
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            if (200..300).contains(&status) {
+                // A success status with an answer that did not parse as one.
+                (
+                    ErrorKind::Unavailable,
+                    "the response could not be read or parsed (not a Secrets Manager answer)"
+                        .into(),
+                )
+            } else {
+                classify_service_error(service.err().code(), status)
+            }
+        }
+        _ => (ErrorKind::Unavailable, "unexpected SDK failure".into()),
+    };
+    let mut message = format!("{operation}: {description}");
+    if let SdkError::ServiceError(service) = error {
+        let code = service.err().code().map(clean).unwrap_or_default();
+        let status = service.raw().status().as_u16();
+        if code.is_empty() {
+            message.push_str(&format!(" (HTTP {status}"));
+        } else {
+            message.push_str(&format!(" ({code}, HTTP {status}"));
+        }
+        if let Some(id) = error.request_id().map(clean).filter(|id| !id.is_empty()) {
+            message.push_str(&format!(", request id {id}"));
+        }
+        message.push(')');
+    }
+    ProviderError::new(PROVIDER_NAME, kind, message)
+        .with_location(Location::Secret(secret.to_owned()))
+}
+
+/// Kind and description of an error answer, from its code, else its HTTP status.
+fn classify_service_error(code: Option<&str>, status: u16) -> (ErrorKind, Cow<'static, str>) {
+    use ErrorKind::*;
+    let known: Option<(ErrorKind, &'static str)> = match code.unwrap_or_default() {
+        "ResourceNotFoundException" => Some((
+            NotFound,
+            "the secret, or a version of it with the requested stage or id, does not exist",
+        )),
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredTokenException"
+        | "ExpiredToken" => Some((
+            PermissionDenied,
+            "AWS refused the credentials or their permissions (see the IAM policy in the docs)",
+        )),
+        "DecryptionFailure" => Some((
+            PermissionDenied,
+            "the secret's KMS key cannot decrypt it for these credentials (kms:Decrypt)",
+        )),
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => Some((Throttled, "AWS asked to slow down")),
+        "LimitExceededException" => Some((
+            Throttled,
+            "a Secrets Manager quota was exceeded (for example versions created per day)",
+        )),
+        "InternalServiceError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException" => Some((Unavailable, "Secrets Manager failed internally")),
+        "InvalidRequestException" => Some((
+            NotFound,
+            "the secret cannot be used in its current state (for example it is scheduled for \
+             deletion)",
+        )),
+        "InvalidParameterException" => Some((
+            Misconfigured,
+            "a request parameter was rejected (check the secret name, version stage or version id)",
+        )),
+        "ResourceExistsException" => Some((
+            Conflict,
+            "the client request token is already used by a version with other content",
+        )),
+        _ => None,
+    };
+    if let Some((kind, description)) = known {
+        return (kind, description.into());
+    }
+    match status {
+        500..=599 => (
+            Unavailable,
+            "Secrets Manager answered with a server error".into(),
+        ),
+        429 => (Throttled, "AWS asked to slow down".into()),
+        401 | 403 => (PermissionDenied, "AWS refused the request".into()),
+        404 => (NotFound, "the endpoint answered `not found`".into()),
+        _ => (Misconfigured, "AWS rejected the request".into()),
+    }
+}
+
+/// A credentials failure somewhere in the error's causes: fixed descriptions only, since a
+/// profile parser's message could quote a line of `~/.aws/credentials`.
+fn credentials_problem(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<(ErrorKind, Cow<'static, str>)> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            return Some(match credentials {
+                CredentialsError::CredentialsNotLoaded(_) => (
+                    ErrorKind::Misconfigured,
+                    "no AWS credentials found (environment, profile, web identity, container or \
+                     instance metadata)"
+                        .into(),
+                ),
+                CredentialsError::ProviderTimedOut(_) => (
+                    ErrorKind::Timeout,
+                    "loading AWS credentials timed out".into(),
+                ),
+                CredentialsError::InvalidConfiguration(_) => (
+                    ErrorKind::Misconfigured,
+                    "the AWS credentials configuration is invalid (check AWS_PROFILE, \
+                     ~/.aws/config and ~/.aws/credentials)"
+                        .into(),
+                ),
+                _ => (
+                    ErrorKind::Unavailable,
+                    "the AWS credentials provider failed".into(),
+                ),
+            });
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// An identifier from a response (error code, request id), reduced to the characters such
+/// identifiers use and capped, so a hostile answer cannot smuggle text into a message.
+fn clean(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '#'))
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        for (code, status, kind) in [
+            ("ResourceNotFoundException", 400, ErrorKind::NotFound),
+            ("AccessDeniedException", 400, ErrorKind::PermissionDenied),
+            (
+                "UnrecognizedClientException",
+                400,
+                ErrorKind::PermissionDenied,
+            ),
+            ("ThrottlingException", 400, ErrorKind::Throttled),
+            ("InternalServiceError", 500, ErrorKind::Unavailable),
+            ("DecryptionFailure", 400, ErrorKind::PermissionDenied),
+            ("ResourceExistsException", 400, ErrorKind::Conflict),
+            ("SomethingNew", 503, ErrorKind::Unavailable),
+            ("SomethingNew", 429, ErrorKind::Throttled),
+            ("SomethingNew", 403, ErrorKind::PermissionDenied),
+            ("SomethingNew", 400, ErrorKind::Misconfigured),
+        ] {
+            assert_eq!(classify_service_error(Some(code), status).0, kind, "{code}");
+        }
+        assert_eq!(classify_service_error(None, 502).0, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn identifiers_are_cleaned() {
+        assert_eq!(clean("Throttling\nINFO forged"), "ThrottlingINFOforged");
+        assert_eq!(clean(&"x".repeat(500)).len(), 64);
+    }
+}
