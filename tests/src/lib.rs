@@ -1,11 +1,14 @@
 //! Helpers shared by the end-to-end tests: capturing every log line at TRACE level, so a test
-//! can assert that no secret value reaches the logs, and finding the test tooling's Python.
+//! can assert that no secret value reaches the logs, finding the test tooling's Python, and
+//! the OpenBao server, administrator and proxy of the Vault tests ([`vault`]).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
+
+pub mod vault;
 
 /// A log sink that keeps everything written to it.
 #[derive(Clone, Default)]

@@ -9,6 +9,7 @@
 
 mod bench;
 mod checks;
+mod openbao;
 mod servers;
 mod tools;
 
@@ -43,6 +44,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "file"],
     &["--no-default-features", "--features", "crypto"],
     &["--no-default-features", "--features", "cache"],
+    &["--no-default-features", "--features", "vault"],
     &["--all-features"],
 ];
 

@@ -30,8 +30,8 @@ pub(crate) struct ServerSpec {
     pub(crate) after_start: fn(port: u16) -> Result<()>,
 }
 
-/// The servers the tests run against. Later issues add moto (AWS) and OpenBao (Vault).
-pub(crate) const SERVERS: &[ServerSpec] = &[];
+/// The servers the tests run against. A later issue adds moto (AWS).
+pub(crate) const SERVERS: &[ServerSpec] = &[crate::openbao::OPENBAO];
 
 /// Python packages the tests use directly (for example to cross-check formats).
 /// `cryptography`: the Python Fernet that the credential-crypto tests cross-check against.
@@ -166,9 +166,17 @@ fn start(spec: &ServerSpec, venv: &Venv, logs: &Path) -> Result<RunningServer> {
     Ok(server)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, and the one after it too (OpenBao's dev
+/// server also listens on PORT+1, for clustering).
 pub(crate) fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0")?;
+        let port = first.local_addr()?.port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("found no two free consecutive ports on 127.0.0.1")
 }
 
 fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {

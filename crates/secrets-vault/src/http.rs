@@ -338,7 +338,10 @@ impl Http {
             value.set_sensitive(true);
             request = request.header("X-Vault-Token", value);
         }
-        if let Some(namespace) = &self.namespace {
+        // `sys/health` lives in the root namespace only (a namespace header makes it a 400).
+        if let Some(namespace) = &self.namespace
+            && call != Call::Health
+        {
             request = request.header("X-Vault-Namespace", namespace.clone());
         }
         if let Some(body) = body {
@@ -489,6 +492,16 @@ pub(crate) fn status_error(reply: &Reply, url: &Url, during: &str) -> ProviderEr
                  its policies do not allow this"
             ),
         ),
+        404 if reply
+            .error_messages()
+            .iter()
+            .any(|m| m.contains("namespace not found")) =>
+        {
+            (
+                ErrorKind::NotFound,
+                "the namespace (VAULT_NAMESPACE) does not exist (HTTP 404)".to_owned(),
+            )
+        }
         404 => (ErrorKind::NotFound, "not found (HTTP 404)".to_owned()),
         405 => (
             ErrorKind::Misconfigured,

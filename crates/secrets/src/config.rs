@@ -74,6 +74,10 @@ pub struct Config {
     #[cfg(feature = "file")]
     #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
     pub file: Option<secrets_file::FileSettings>,
+    /// Vault / OpenBao provider settings (`None` unless `VAULT_ADDR` is set or they are given).
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    pub vault: Option<secrets_vault::VaultSettings>,
     /// Providers and their order; `None` means every compiled-in, configured provider in
     /// default order.
     pub providers: Option<Vec<ProviderKind>>,
@@ -112,6 +116,8 @@ impl Config {
             env: Some(secrets_env::EnvSettings::default()),
             #[cfg(feature = "file")]
             file: Some(secrets_file::FileSettings::default()),
+            #[cfg(feature = "vault")]
+            vault: None,
             providers: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
@@ -138,6 +144,8 @@ impl Config {
             env: Some(secrets_env::EnvSettings::from_lookup(app, lookup)?),
             #[cfg(feature = "file")]
             file: Some(secrets_file::FileSettings::from_lookup(app, lookup)?),
+            #[cfg(feature = "vault")]
+            vault: secrets_vault::VaultSettings::from_lookup(app, lookup)?,
             ..Self::new(app.clone())
         })
     }
@@ -155,6 +163,14 @@ impl Config {
     #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
     pub fn file_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.file.get_or_insert_with(Default::default).path = Some(path.into());
+        self
+    }
+
+    /// Sets the Vault / OpenBao settings (which configures the provider).
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    pub fn vault(mut self, settings: secrets_vault::VaultSettings) -> Self {
+        self.vault = Some(settings);
         self
     }
 
@@ -183,6 +199,8 @@ impl Config {
             ProviderKind::Env => self.env.is_some(),
             #[cfg(feature = "file")]
             ProviderKind::File => self.file.is_some(),
+            #[cfg(feature = "vault")]
+            ProviderKind::Vault => self.vault.is_some(),
             _ => false,
         }
     }
@@ -275,6 +293,22 @@ pub(crate) fn file_provider(
         .as_ref()
         .map(|settings| {
             secrets_file::FileProvider::from_settings(&config.app, settings)
+                .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
+                .map_err(ConfigError::from)
+        })
+        .transpose()
+}
+
+/// The Vault provider of a configuration (a row of the provider table).
+#[cfg(feature = "vault")]
+pub(crate) fn vault_provider(
+    config: &Config,
+) -> Result<Option<Arc<dyn SecretProvider>>, ConfigError> {
+    config
+        .vault
+        .as_ref()
+        .map(|settings| {
+            secrets_vault::VaultProvider::new(settings.clone())
                 .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
                 .map_err(ConfigError::from)
         })

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `env`  | yes | [`EnvProvider`]: environment variables (`hf-token` reads `HF_TOKEN`) |
 //! | `file` | yes | [`FileProvider`]: `~/.<app>/secrets.json` / `.yaml` / `.yml` |
+//! | `vault` | no | [`VaultProvider`]: HashiCorp Vault / OpenBao KV v2 or v1 (`VAULT_ADDR`, `VAULT_TOKEN`, AppRole) |
 //! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
@@ -38,6 +39,11 @@
 #![cfg_attr(
     not(feature = "file"),
     doc = "[`FileProvider`]: https://docs.rs/secrets-file (feature `file`)"
+)]
+#![cfg_attr(feature = "vault", doc = "[`VaultProvider`]: crate::VaultProvider")]
+#![cfg_attr(
+    not(feature = "vault"),
+    doc = "[`VaultProvider`]: https://docs.rs/secrets-vault (feature `vault`)"
 )]
 #![cfg_attr(feature = "cache", doc = "[`cache`]: crate::cache")]
 #![cfg_attr(
@@ -85,6 +91,14 @@ pub use secrets_file as file;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use secrets_file::{FileProvider, FileSettings};
+
+/// The HashiCorp Vault / OpenBao provider crate.
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secrets_vault as vault;
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secrets_vault::{VaultProvider, VaultSettings};
 
 /// The concurrent TTL cache (`ttl-cache`): [`cache::TtlCache`], [`cache::cached`].
 #[cfg(feature = "cache")]
