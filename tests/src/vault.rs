@@ -192,6 +192,12 @@ impl Admin {
     /// Enables AppRole at `approle/` if needed, creates a role with these policies and token
     /// options; its role ID and a new secret ID.
     pub fn approle(&self, policies: &[&str], options: Value) -> (String, String) {
+        let role = self.approle_role(policies, options);
+        (role.role_id, role.secret_id)
+    }
+
+    /// [`approle`](Self::approle), also naming the role.
+    pub fn approle_role(&self, policies: &[&str], options: Value) -> RoleFixture {
         let (status, answer) = self.request_in(
             None,
             "POST",
@@ -228,7 +234,11 @@ impl Admin {
             .as_str()
             .unwrap()
             .to_owned();
-        (role_id, secret_id)
+        RoleFixture {
+            role,
+            role_id,
+            secret_id,
+        }
     }
 
     /// Revokes every token an AppRole login issued.
@@ -266,6 +276,17 @@ impl Admin {
             thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// An AppRole role made for a test.
+#[derive(Debug, Clone)]
+pub struct RoleFixture {
+    /// The role's name.
+    pub role: String,
+    /// Its role ID.
+    pub role_id: String,
+    /// A secret ID issued for it.
+    pub secret_id: String,
 }
 
 /// Sends a request and reads the whole response; the status and body.
