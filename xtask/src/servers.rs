@@ -111,6 +111,15 @@ pub(crate) struct TestEnvironment {
 
 /// Installs what is missing and starts every server in [`SERVERS`].
 pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+    start_some(root, |_| true)
+}
+
+/// Installs what is missing (every server's packages, so the virtualenv stays the same) and
+/// starts the servers of [`SERVERS`] that `wanted` picks (a benchmark needs one).
+pub(crate) fn start_some(
+    root: &Path,
+    wanted: impl Fn(&ServerSpec) -> bool,
+) -> Result<TestEnvironment> {
     let mut packages: Vec<&str> = EXTRA_PACKAGES.to_vec();
     packages.extend(SERVERS.iter().flat_map(|s| s.packages.iter().copied()));
     if packages.is_empty() {
@@ -128,7 +137,7 @@ pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
     let logs = root.join("target").join("test-servers");
     fs::create_dir_all(&logs)?;
     let mut servers = Vec::new();
-    for spec in SERVERS {
+    for spec in SERVERS.iter().filter(|s| wanted(s)) {
         let server = start(spec, &venv, &logs)?;
         exports.extend(server.exports.iter().cloned());
         servers.push(server);
