@@ -468,3 +468,26 @@ async fn the_chain_falls_through_vault_to_the_next_provider() {
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_lookups_share_one_read() {
+    let admin = vault::shared();
+    let path = unique("flight");
+    admin.put_v2("secret", &path, json!({"K": "v"}));
+    let p = Arc::new(provider(root_settings(&admin, &path)));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            tokio::spawn(async move { p.get("K").await.unwrap().unwrap().expose().to_owned() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "v");
+    }
+    let stats = p.stats();
+    assert_eq!(
+        (stats.secret_reads, stats.mount_lookups, stats.token_lookups),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+}

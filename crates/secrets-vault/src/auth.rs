@@ -79,7 +79,8 @@ pub(crate) fn next_step(lease: Option<&Lease>, now: Duration, can_login: bool) -
 
 /// Two thirds of a TTL.
 pub(crate) fn renew_point(ttl: Duration) -> Duration {
-    ttl * 2 / 3
+    // Divided first: a hostile lease of u64::MAX seconds must not overflow.
+    ttl / 3 * 2
 }
 
 /// The provider's authentication: the method and the current lease.
@@ -149,16 +150,40 @@ impl Auth {
                 match self.renew(http, &current).await {
                     Ok(renewed) => *slot = Some(renewed),
                     Err(error) => {
-                        tracing::warn!(
-                            provider = PROVIDER_NAME,
-                            %error,
-                            "token renewal failed{}",
-                            if self.can_login() { "; logging in again" } else { "" }
-                        );
+                        let still_valid = now.saturating_sub(current.since) < current.ttl;
                         if self.can_login() {
-                            *slot = Some(self.login(http).await?);
-                        } else if let Some(lease) = slot.as_mut() {
-                            lease.exhausted = true;
+                            tracing::warn!(
+                                provider = PROVIDER_NAME,
+                                %error,
+                                "token renewal failed; logging in again"
+                            );
+                            match self.login(http).await {
+                                Ok(lease) => *slot = Some(lease),
+                                // The server is struggling; the token is good for a while yet.
+                                Err(login_error) if login_error.is_transient() && still_valid => {
+                                    tracing::warn!(
+                                        provider = PROVIDER_NAME,
+                                        error = %login_error,
+                                        "login failed too; the current token is still valid and is used"
+                                    );
+                                }
+                                Err(login_error) => return Err(login_error),
+                            }
+                        } else if error.is_transient() {
+                            tracing::warn!(
+                                provider = PROVIDER_NAME,
+                                %error,
+                                "token renewal failed; it is tried again before the next request"
+                            );
+                        } else {
+                            tracing::warn!(
+                                provider = PROVIDER_NAME,
+                                %error,
+                                "token renewal refused; the token is used until it expires"
+                            );
+                            if let Some(lease) = slot.as_mut() {
+                                lease.exhausted = true;
+                            }
                         }
                     }
                 }
@@ -272,7 +297,7 @@ impl Auth {
             lease.token = current.token.clone();
         }
         // One second of slack: the server counts in whole seconds.
-        if lease.ttl + Duration::from_secs(1) < lease.full_ttl || !lease.renewable {
+        if lease.ttl.saturating_add(Duration::from_secs(1)) < lease.full_ttl || !lease.renewable {
             lease.exhausted = true;
         }
         tracing::debug!(

@@ -299,14 +299,15 @@ fn tokens_are_renewed_at_two_thirds_of_their_ttl() {
 struct Script {
     login_ttl: u64,
     /// TTLs the successive renewals grant (the last one repeats); `None`: renewal fails (500).
-    renew_ttls: Mutex<Vec<Option<u64>>>,
+    /// What the successive renewals answer (the last one repeats): `Ok(ttl)` or `Err(status)`.
+    renew_ttls: Mutex<Vec<Result<u64, u16>>>,
     logins: AtomicUsize,
     /// Reads answered 403 from this many on (counting from 1), when set.
     deny_reads: bool,
 }
 
 impl Script {
-    fn new(login_ttl: u64, renew_ttls: Vec<Option<u64>>) -> Arc<Self> {
+    fn new(login_ttl: u64, renew_ttls: Vec<Result<u64, u16>>) -> Arc<Self> {
         Arc::new(Self {
             login_ttl,
             renew_ttls: Mutex::new(renew_ttls),
@@ -332,14 +333,14 @@ impl Script {
                 let ttl = if ttls.len() > 1 {
                     ttls.remove(0)
                 } else {
-                    ttls.first().copied().flatten()
+                    ttls.first().copied().unwrap_or(Err(500))
                 };
                 match ttl {
-                    Some(ttl) => Answer::json(
+                    Ok(ttl) => Answer::json(
                         200,
                         json!({"auth": {"client_token": seen.header("x-vault-token").unwrap_or_default(), "lease_duration": ttl, "renewable": true}}),
                     ),
-                    None => Answer::json(500, json!({"errors": ["internal error"]})),
+                    Err(status) => Answer::json(status, json!({"errors": ["renewal failed"]})),
                 }
             }
             "/v1/auth/token/lookup-self" => Answer::json(
@@ -389,7 +390,7 @@ async fn read_key(provider: &VaultProvider) -> String {
 #[tokio::test]
 async fn approle_tokens_are_renewed_then_replaced_when_the_max_ttl_caps_them() {
     // Login grants 30 s; the first renewal 30 s, the second only 10 s (max TTL reached).
-    let script = Script::new(30, vec![Some(30), Some(10)]);
+    let script = Script::new(30, vec![Ok(30), Ok(10)]);
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
     let provider = approle_provider(&server, &clock);
@@ -445,7 +446,7 @@ async fn approle_tokens_are_renewed_then_replaced_when_the_max_ttl_caps_them() {
 
 #[tokio::test]
 async fn a_failed_renewal_makes_approle_log_in_again() {
-    let script = Script::new(30, vec![None]);
+    let script = Script::new(30, vec![Err(500)]);
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
     let provider = approle_provider(&server, &clock);
@@ -458,36 +459,88 @@ async fn a_failed_renewal_makes_approle_log_in_again() {
 
 #[tokio::test]
 async fn a_given_token_is_looked_up_once_renewed_and_kept_when_renewal_fails() {
-    let script = Script::new(30, vec![Some(30), None]);
+    for (failure, renewals_after) in [(500u16, 3u64), (403, 2)] {
+        let script = Script::new(30, vec![Ok(30), Err(failure)]);
+        let server = serve(&script);
+        let clock = Arc::new(ManualClock::new());
+        let settings = VaultSettings::new(server.url())
+            .token(TOKEN)
+            .path("app")
+            .cache_ttl(Duration::ZERO);
+        let provider = VaultProvider::with_clock(settings, clock.clone()).unwrap();
+        read_key(&provider).await;
+        read_key(&provider).await;
+        assert_eq!(provider.stats().token_lookups, 1);
+        clock.advance(Duration::from_secs(20));
+        read_key(&provider).await;
+        assert_eq!(provider.stats().renewals, 1);
+        clock.advance(Duration::from_secs(20));
+        // Renewal fails: the token is still used (until the server refuses it).
+        assert_eq!(read_key(&provider).await, VALUE);
+        clock.advance(Duration::from_secs(5));
+        read_key(&provider).await;
+        // A transient failure (500) is tried again before the next request; a refusal (403)
+        // is final.
+        let stats = provider.stats();
+        assert_eq!(
+            (stats.renewals, stats.logins),
+            (renewals_after, 0),
+            "HTTP {failure}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_renewal_and_login_both_fail_transiently_a_valid_token_is_kept() {
+    let script = Script::new(30, vec![Err(503)]);
+    let server = {
+        let script = Arc::clone(&script);
+        let logins_allowed = AtomicUsize::new(1);
+        FakeVault::start(move |seen| {
+            if seen.path() == "/v1/auth/approle/login"
+                && logins_allowed
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_err()
+            {
+                return Answer::json(503, json!({"errors": ["Vault is sealed"]}));
+            }
+            script.answer(seen)
+        })
+    };
+    let clock = Arc::new(ManualClock::new());
+    let provider = approle_provider(&server, &clock);
+    read_key(&provider).await;
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        read_key(&provider).await,
+        VALUE,
+        "the 30 s token is still good"
+    );
+    let stats = provider.stats();
+    assert_eq!((stats.renewals, stats.logins), (1, 2), "{stats:?}");
+    // Once it has expired, the refresh fails (no token): the last copy is served meanwhile,
+    // and the server is asked again after the backoff.
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(read_key(&provider).await, VALUE);
+    assert_eq!(provider.freshness(), Some(Duration::from_secs(5)));
+    assert_eq!(provider.stats().logins, 3);
+}
+
+#[tokio::test]
+async fn hostile_lease_durations_do_not_overflow() {
+    let script = Script::new(u64::MAX, vec![Ok(u64::MAX)]);
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
-    let settings = VaultSettings::new(server.url())
-        .token(TOKEN)
-        .path("app")
-        .cache_ttl(Duration::ZERO);
-    let provider = VaultProvider::with_clock(settings, clock.clone()).unwrap();
+    let provider = approle_provider(&server, &clock);
     read_key(&provider).await;
-    read_key(&provider).await;
-    assert_eq!(provider.stats().token_lookups, 1);
-    clock.advance(Duration::from_secs(20));
-    read_key(&provider).await;
-    assert_eq!(provider.stats().renewals, 1);
-    clock.advance(Duration::from_secs(20));
-    // Renewal fails: the token is still used (until the server refuses it).
+    clock.advance(Duration::from_secs(1_000_000));
     assert_eq!(read_key(&provider).await, VALUE);
-    clock.advance(Duration::from_secs(5));
-    read_key(&provider).await;
-    let stats = provider.stats();
-    assert_eq!(
-        (stats.renewals, stats.logins),
-        (2, 0),
-        "no second try once renewal failed"
-    );
+    assert_eq!(provider.stats().renewals, 0);
 }
 
 #[tokio::test]
 async fn a_refused_read_causes_one_new_login_then_the_error() {
-    let mut script = Script::new(3600, vec![Some(3600)]);
+    let mut script = Script::new(3600, vec![Ok(3600)]);
     Arc::get_mut(&mut script).unwrap().deny_reads = true;
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
