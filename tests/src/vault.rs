@@ -381,7 +381,7 @@ impl OwnBao {
     }
 
     fn launch(port: u16, tls_dir: Option<PathBuf>) -> Self {
-        let log = std::env::temp_dir().join(format!("own-bao-{port}.log"));
+        let log = std::env::temp_dir().join(format!("{}.log", unique("own-bao")));
         let mut command = Command::new(bao_binary());
         command
             .args([
@@ -427,7 +427,7 @@ impl OwnBao {
         {
             assert!(
                 Instant::now() < deadline,
-                "bao did not listen on {}; see {}",
+                "bao did not listen on {}; see {} (kept)",
                 self.port,
                 self.log.display()
             );
@@ -474,6 +474,10 @@ impl Drop for OwnBao {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // The server's log is kept when a test failed, for the post-mortem.
+        if !thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }
