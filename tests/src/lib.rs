@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: capturing every log line at TRACE level, so a test
 //! can assert that no secret value reaches the logs, finding the test tooling's Python, and
-//! reaching the moto server `cargo xtask test` starts ([`moto`]).
+//! reaching the moto server `cargo xtask test` starts ([`moto`]), and the OpenBao server,
+//! administrator and proxy of the Vault tests ([`vault`]).
 
 pub mod moto;
 
@@ -9,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
+
+pub mod vault;
 
 /// A log sink that keeps everything written to it.
 #[derive(Clone, Default)]

@@ -43,7 +43,7 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 "#;
 
 /// Printed for `cargo xtask bench` without a known name.
-pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain>
+pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain|vault>
 
   crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
   cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
@@ -52,7 +52,10 @@ pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain
           GetSecretValue calls of 1,000,000 lookups in one TTL window
           (target/bench/secrets-aws.json)
   chain   warm SecretsManager lookups (async, blocking; 1 and 2 threads) beside a bare
-          ttl-cache get (target/bench/secrets-chain.json)";
+          ttl-cache get (target/bench/secrets-chain.json)
+  vault   lookups/s through env > file > vault with Vault warm (beside an in-memory provider
+          in its place) and the HTTP requests of 1,000,000 lookups within one TTL, against
+          OpenBao (target/bench/secrets-vault.json)";
 
 /// The comparisons `cargo xtask bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,7 @@ pub(crate) enum Bench {
     Cache,
     Aws,
     Chain,
+    Vault,
 }
 
 impl Bench {
@@ -70,6 +74,7 @@ impl Bench {
             "cache" => Some(Self::Cache),
             "aws" => Some(Self::Aws),
             "chain" => Some(Self::Chain),
+            "vault" => Some(Self::Vault),
             _ => None,
         }
     }
@@ -81,6 +86,7 @@ pub(crate) fn bench(root: &Path, which: Bench) -> Result<()> {
         Bench::Cache => cache(root),
         Bench::Aws => aws(root),
         Bench::Chain => chain(root),
+        Bench::Vault => vault(root),
     }
 }
 
@@ -241,4 +247,65 @@ fn chain(root: &Path) -> Result<()> {
             "--json",
         ])
         .arg(&json))
+}
+
+/// The Vault provider through the chain, against the OpenBao test server (started here and
+/// stopped afterwards); the program interleaves its comparisons itself, in one process.
+fn vault(root: &Path) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "secrets",
+        "--features",
+        "vault",
+        "--example",
+        "vault_chain_bench",
+    ]))?;
+    let environment = crate::servers::start_some(root, |s| s.name == "openbao")?;
+    let program = root.join("target/release/examples/vault_chain_bench");
+    let document = json_of(
+        Command::new(&program)
+            .arg(ROUNDS.to_string())
+            .envs(environment.exports.iter().cloned()),
+    )?;
+    drop(environment);
+    let mut table = String::from(
+        "| workload | with Vault (lookups/s) | in-memory provider in its place | Vault / memory (median of rounds) |\n|---|---|---|---|\n",
+    );
+    for name in ["chain_cached", "chain_uncached"] {
+        let w = &document["lookups_per_second"][name];
+        table.push_str(&format!(
+            "| {name} | {:.0} | {:.0} | {:.2}x |\n",
+            w["vault"].as_f64().unwrap_or_default(),
+            w["memory_provider_in_its_place"]
+                .as_f64()
+                .unwrap_or_default(),
+            w["vault_over_memory_median_of_rounds"]
+                .as_f64()
+                .unwrap_or_default(),
+        ));
+    }
+    let requests = &document["requests_for_one_million_lookups_within_one_ttl"];
+    table.push_str(&format!(
+        "\n1,000,000 lookups within one TTL: {} secret read(s) (target 1), {} HTTP requests in \
+         all (token lookup and KV version detection included), {:.2} s; first lookup {:.1} ms\n",
+        requests["secret_reads"],
+        requests["total_http_requests"],
+        requests["seconds"].as_f64().unwrap_or_default(),
+        requests["first_lookup_ms"].as_f64().unwrap_or_default(),
+    ));
+    if requests["secret_reads"] != 1 {
+        bail!(
+            "1,000,000 lookups within one TTL made {} secret reads, not 1",
+            requests["secret_reads"]
+        );
+    }
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir)?;
+    let path = out_dir.join("secrets-vault.json");
+    fs::write(&path, serde_json::to_string_pretty(&document)?)?;
+    println!("\n{table}\nwritten to {}", path.display());
+    Ok(())
 }

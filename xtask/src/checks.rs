@@ -195,6 +195,32 @@ pub(crate) const BOUNDARIES: &[Boundary] = &[
         reason: "the default facade (env, file) compiles no HTTP client; Vault is feature \
                  `vault`",
     },
+    Boundary {
+        package: "secrets",
+        args: &[
+            "--no-default-features",
+            "--features",
+            "env,file,cache,crypto,test-util",
+            "-e",
+            "normal",
+        ],
+        forbidden: &["reqwest"],
+        reason: "only feature `vault` brings the HTTP client, whatever other features are on",
+    },
+    Boundary {
+        package: "secrets-vault",
+        args: &["-e", "normal"],
+        forbidden: &[
+            "openssl",
+            "openssl-sys",
+            "native-tls",
+            "aws-lc-rs",
+            "aws-lc-sys",
+        ],
+        reason: "one TLS stack: rustls with the ring provider, no OpenSSL and no second crypto \
+                 provider (openssl-probe, which only locates the system's certificate files, is \
+                 fine)",
+    },
 ];
 
 /// Checks every row of [`BOUNDARIES`], reporting all that fail.

@@ -9,6 +9,7 @@
 
 mod bench;
 mod checks;
+mod openbao;
 mod servers;
 mod tools;
 
@@ -31,8 +32,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru>; aws: the AWS provider through the
-         chain against moto; chain: SecretsManager beside a bare ttl-cache get
-         (target/bench/*.json)
+         chain against moto; chain: SecretsManager beside a bare ttl-cache get; vault: the
+         Vault provider through the chain against OpenBao (target/bench/*.json)
   fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
          (cargo-fuzz, nightly); ci runs each for 10 s
 
@@ -47,6 +48,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "crypto"],
     &["--no-default-features", "--features", "cache"],
     &["--no-default-features", "--features", "aws"],
+    &["--no-default-features", "--features", "vault"],
     &["--all-features"],
 ];
 
@@ -344,6 +346,10 @@ mod tests {
         assert_eq!(
             parse_args(&["bench", "chain"]),
             Ok(Task::Bench(Bench::Chain))
+        );
+        assert_eq!(
+            parse_args(&["bench", "vault"]),
+            Ok(Task::Bench(Bench::Vault))
         );
         assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));

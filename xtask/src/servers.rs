@@ -30,8 +30,8 @@ pub(crate) struct ServerSpec {
     pub(crate) after_start: fn(port: u16) -> Result<()>,
 }
 
-/// The servers the tests run against. A later issue adds OpenBao (Vault).
-pub(crate) const SERVERS: &[ServerSpec] = &[MOTO];
+/// The servers the tests run against.
+pub(crate) const SERVERS: &[ServerSpec] = &[MOTO, crate::openbao::OPENBAO];
 
 /// moto's Secrets Manager (its whole AWS mock, in memory) with dummy credentials. The tests
 /// read `SECRETS_TEST_AWS_ENDPOINT`; the SDK's own variables point any default-configured
@@ -179,18 +179,20 @@ fn all_packages() -> Vec<&'static str> {
 
 /// Installs what is missing and starts one server (for a benchmark that needs only it).
 pub(crate) fn start_one(root: &Path, spec: &ServerSpec) -> Result<TestEnvironment> {
-    let venv = Venv::ensure(root, &all_packages())?;
-    let logs = root.join("target").join("test-servers");
-    fs::create_dir_all(&logs)?;
-    let server = start(spec, &venv, &logs)?;
-    Ok(TestEnvironment {
-        exports: server.exports.clone(),
-        _servers: vec![server],
-    })
+    start_some(root, |s| s.name == spec.name)
 }
 
 /// Installs what is missing and starts every server in [`SERVERS`].
 pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
+    start_some(root, |_| true)
+}
+
+/// Installs what is missing (every server's packages, so the virtualenv stays the same) and
+/// starts the servers of [`SERVERS`] that `wanted` picks (a benchmark needs one).
+pub(crate) fn start_some(
+    root: &Path,
+    wanted: impl Fn(&ServerSpec) -> bool,
+) -> Result<TestEnvironment> {
     let packages = all_packages();
     if packages.is_empty() {
         println!("no test servers or Python packages are needed");
@@ -207,7 +209,7 @@ pub(crate) fn start_all(root: &Path) -> Result<TestEnvironment> {
     let logs = root.join("target").join("test-servers");
     fs::create_dir_all(&logs)?;
     let mut servers = Vec::new();
-    for spec in SERVERS {
+    for spec in SERVERS.iter().filter(|s| wanted(s)) {
         let server = start(spec, &venv, &logs)?;
         exports.extend(server.exports.iter().cloned());
         servers.push(server);
@@ -245,9 +247,17 @@ fn start(spec: &ServerSpec, venv: &Venv, logs: &Path) -> Result<RunningServer> {
     Ok(server)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, and the one after it too (OpenBao's dev
+/// server also listens on PORT+1, for clustering).
 pub(crate) fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0")?;
+        let port = first.local_addr()?.port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("found no two free consecutive ports on 127.0.0.1")
 }
 
 fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {

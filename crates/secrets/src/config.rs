@@ -79,6 +79,10 @@ pub struct Config {
     #[cfg(feature = "aws")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
     pub aws: Option<secrets_aws::AwsSettings>,
+    /// Vault / OpenBao provider settings (`None` unless `VAULT_ADDR` is set or they are given).
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    pub vault: Option<secrets_vault::VaultSettings>,
     /// Providers and their order; `None` means every compiled-in, configured provider in
     /// default order.
     pub providers: Option<Vec<ProviderKind>>,
@@ -119,6 +123,8 @@ impl Config {
             file: Some(secrets_file::FileSettings::default()),
             #[cfg(feature = "aws")]
             aws: None,
+            #[cfg(feature = "vault")]
+            vault: None,
             providers: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
@@ -147,6 +153,8 @@ impl Config {
             file: Some(secrets_file::FileSettings::from_lookup(app, lookup)?),
             #[cfg(feature = "aws")]
             aws: secrets_aws::AwsSettings::from_lookup(app, lookup)?,
+            #[cfg(feature = "vault")]
+            vault: secrets_vault::VaultSettings::from_lookup(app, lookup)?,
             ..Self::new(app.clone())
         })
     }
@@ -172,6 +180,14 @@ impl Config {
     #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
     pub fn aws(mut self, settings: secrets_aws::AwsSettings) -> Self {
         self.aws = Some(settings);
+        self
+    }
+
+    /// Sets the Vault / OpenBao settings (which configures the provider).
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    pub fn vault(mut self, settings: secrets_vault::VaultSettings) -> Self {
+        self.vault = Some(settings);
         self
     }
 
@@ -202,6 +218,10 @@ impl Config {
             ProviderKind::File => self.file.is_some(),
             #[cfg(feature = "aws")]
             ProviderKind::Aws => self.aws.is_some(),
+            #[cfg(feature = "vault")]
+            ProviderKind::Vault => self.vault.is_some(),
+            // A provider whose feature is off has no settings field.
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -344,6 +364,22 @@ pub(crate) fn aws_provider(
         .as_ref()
         .map(|settings| {
             secrets_aws::AwsSecretsManagerProvider::new(settings.clone())
+                .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
+                .map_err(ConfigError::from)
+        })
+        .transpose()
+}
+
+/// The Vault provider of a configuration (a row of the provider table).
+#[cfg(feature = "vault")]
+pub(crate) fn vault_provider(
+    config: &Config,
+) -> Result<Option<Arc<dyn SecretProvider>>, ConfigError> {
+    config
+        .vault
+        .as_ref()
+        .map(|settings| {
+            secrets_vault::VaultProvider::new(settings.clone())
                 .map(|p| Arc::new(p) as Arc<dyn SecretProvider>)
                 .map_err(ConfigError::from)
         })

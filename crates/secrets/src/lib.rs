@@ -9,6 +9,7 @@
 //! | `env`  | yes | [`EnvProvider`]: environment variables (`hf-token` reads `HF_TOKEN`) |
 //! | `file` | yes | [`FileProvider`]: `~/.<app>/secrets.json` / `.yaml` / `.yml` |
 //! | `aws` | no | [`AwsSecretsManagerProvider`]: one AWS Secrets Manager secret (`<APP>_AWS_SECRET_NAME`) |
+//! | `vault` | no | [`VaultProvider`]: HashiCorp Vault / OpenBao KV v2 or v1 (`VAULT_ADDR`, `VAULT_TOKEN`, AppRole) |
 //! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
@@ -47,6 +48,11 @@
 #![cfg_attr(
     not(feature = "aws"),
     doc = "[`AwsSecretsManagerProvider`]: https://docs.rs/secrets-aws (feature `aws`)"
+)]
+#![cfg_attr(feature = "vault", doc = "[`VaultProvider`]: crate::VaultProvider")]
+#![cfg_attr(
+    not(feature = "vault"),
+    doc = "[`VaultProvider`]: https://docs.rs/secrets-vault (feature `vault`)"
 )]
 #![cfg_attr(feature = "cache", doc = "[`cache`]: crate::cache")]
 #![cfg_attr(
@@ -102,6 +108,13 @@ pub use secrets_aws as aws;
 #[cfg(feature = "aws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
 pub use secrets_aws::{AwsSecretsManagerProvider, AwsSettings};
+/// The HashiCorp Vault / OpenBao provider crate.
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secrets_vault as vault;
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secrets_vault::{VaultProvider, VaultSettings};
 
 /// The concurrent TTL cache (`ttl-cache`): [`cache::TtlCache`], [`cache::cached`].
 #[cfg(feature = "cache")]

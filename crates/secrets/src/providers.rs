@@ -70,6 +70,9 @@ const TABLE: &[Row] = &[
         kind: ProviderKind::Vault,
         name: "vault",
         feature: "vault",
+        #[cfg(feature = "vault")]
+        factory: Some(crate::config::vault_provider),
+        #[cfg(not(feature = "vault"))]
         factory: None,
     },
 ];

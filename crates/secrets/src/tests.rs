@@ -271,3 +271,52 @@ fn the_manager_reports_cache_statistics() {
     let stats = m.inner().cache_stats();
     assert_eq!((stats.hits, stats.loads), (1, 1));
 }
+
+#[cfg(feature = "vault")]
+#[test]
+fn vault_is_configured_by_its_address_and_joins_the_default_chain_last() {
+    use std::ffi::OsString;
+    let lookup_of = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    };
+    let vault_status = |c: &Config| {
+        c.provider_status()
+            .into_iter()
+            .find(|s| s.kind == ProviderKind::Vault)
+            .unwrap()
+    };
+    let c = Config::from_lookup(&AppName::default(), &lookup_of(&[])).unwrap();
+    assert!(c.vault.is_none());
+    assert!(!vault_status(&c).configured && vault_status(&c).compiled);
+    assert!(!c.build().unwrap().provider_names().contains(&"vault"));
+
+    let c = Config::from_lookup(
+        &AppName::default(),
+        &lookup_of(&[
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", "s.facade-test"),
+            ("SIMPLETUNER_VAULT_PATH", "team/app"),
+        ]),
+    )
+    .unwrap();
+    let settings = c.vault.as_ref().unwrap();
+    assert_eq!(
+        (settings.mount.as_str(), settings.path.as_str()),
+        ("secret", "team/app")
+    );
+    assert!(vault_status(&c).configured);
+    let manager = c.build().unwrap();
+    assert_eq!(manager.provider_names().last(), Some(&"vault"));
+    assert!(!format!("{c:?}").contains("s.facade-test"));
+
+    let err = Config::from_lookup(
+        &AppName::default(),
+        &lookup_of(&[("VAULT_ADDR", "http://h"), ("VAULT_SKIP_VERIFY", "maybe")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("VAULT_SKIP_VERIFY"), "{err}");
+}
