@@ -440,7 +440,8 @@ fn crypto_ignores_the_chain_options() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("`vault` was requested but is not configured"),
+        r.stderr
+            .contains("`vault` was requested but is not configured"),
         "{}",
         r.stderr
     );
