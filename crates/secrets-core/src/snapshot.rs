@@ -42,6 +42,9 @@ struct State<T> {
     retry_at: Option<Duration>,
     /// The failure to repeat until `retry_at` when there is no copy to serve.
     last_error: Option<ProviderError>,
+    /// Bumped by [`Snapshot::invalidate`]: a fetch that started before it must not store
+    /// what it read (it may predate the write that invalidated).
+    generation: u64,
 }
 
 /// The one copy of a remote object a provider serves keys from, with its refresh rules:
@@ -115,6 +118,7 @@ impl<T> Snapshot<T> {
                 fetched_at: Duration::ZERO,
                 retry_at: None,
                 last_error: None,
+                generation: 0,
             }),
             refresh: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
@@ -203,9 +207,15 @@ impl<T> Snapshot<T> {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        let generation = self.lock().generation;
         let result = fetch().await;
         let now = self.clock.now();
         let mut state = self.lock();
+        if state.generation != generation {
+            // Invalidated while fetching (a write went through): hand the answer to this
+            // caller, remember nothing; the next lookup fetches again.
+            return result.map(Arc::new);
+        }
         match result {
             Ok(value) => {
                 let value = Arc::new(value);
@@ -245,6 +255,7 @@ impl<T> Snapshot<T> {
         state.value = None;
         state.retry_at = None;
         state.last_error = None;
+        state.generation = state.generation.wrapping_add(1);
     }
 
     /// How long what [`get`](Self::get) returns now stays valid: the time left of a fresh
@@ -439,6 +450,25 @@ mod tests {
             assert_eq!(e.unwrap_err().kind(), ErrorKind::NotFound);
         });
         assert_eq!(s.fetches(), 4);
+    }
+
+    #[test]
+    fn a_fetch_that_started_before_an_invalidation_stores_nothing() {
+        let (s, _clock) = snapshot();
+        rt().block_on(async {
+            let fetched = s.get(|| async {
+                // The write lands (and invalidates) while this read is on the wire.
+                s.invalidate();
+                Ok(1)
+            });
+            assert_eq!(
+                *fetched.await.unwrap(),
+                1,
+                "the caller still gets its answer"
+            );
+            assert_eq!(s.freshness(), None, "but it is not kept");
+            assert_eq!(*s.get(|| async { Ok(2) }).await.unwrap(), 2);
+        });
     }
 
     #[test]

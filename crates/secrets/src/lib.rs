@@ -14,7 +14,7 @@
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `test-util` | no | `reset_global()` |
 //!
-//! The default chain is environment > file > AWS (> Vault when that feature lands); the
+//! The default chain is environment > file > AWS > Vault (each as compiled in); the
 //! first provider that has a key wins. See [`SecretsManager`] for caching and error rules,
 //! [`Config`] for configuration, [`blocking`] for synchronous callers and [`global`] for the
 //! process-wide manager the original server had.
