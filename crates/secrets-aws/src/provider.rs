@@ -113,6 +113,7 @@ impl AwsProviderBuilder {
             ttl: self.settings.ttl,
             serve_stale: self.settings.serve_stale,
             retry_backoff: self.settings.retry_backoff,
+            ..SnapshotPolicy::default()
         };
         let mut snapshot = Snapshot::new(PROVIDER_NAME, policy);
         if let Some(clock) = self.clock {
@@ -554,7 +555,7 @@ impl SecretProvider for AwsSecretsManagerProvider {
     /// The time left of the copy lookups are served from; zero when it has expired (or
     /// the TTL is zero), so the manager never keeps an answer longer than this copy.
     fn freshness(&self) -> Option<std::time::Duration> {
-        Some(self.inner.snapshot.freshness().unwrap_or_default())
+        Some(self.inner.snapshot.freshness())
     }
 
     /// True when the provider reads `AWSCURRENT`, the version writes replace.

@@ -38,7 +38,12 @@ impl Failure {
 
 impl From<SecretsError> for Failure {
     fn from(e: SecretsError) -> Self {
-        Self::new(exit::PROVIDER, e.to_string())
+        let code = match e {
+            // `--provider NAME` naming no provider of the chain: a usage error.
+            SecretsError::UnknownProvider { .. } => exit::USAGE,
+            _ => exit::PROVIDER,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

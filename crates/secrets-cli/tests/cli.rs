@@ -532,7 +532,11 @@ fn writes_can_name_their_provider() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("read-only"), "{}", r.stderr);
     let r = sb.run(&["delete", "K", "--provider", "vault"], &[]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(
+        r.code, 2,
+        "a provider not in the chain is a usage error: {}",
+        r.stderr
+    );
     assert!(r.stderr.contains("not in the chain"), "{}", r.stderr);
     assert_eq!(sb.run(&["delete", "K", "--provider", "file"], &[]).code, 0);
 }

@@ -818,3 +818,34 @@ fn a_directory_given_as_the_secrets_file_is_refused_without_side_effects() {
         .collect();
     assert_eq!(made, ["somedir"], "no lock file beside it");
 }
+
+#[test]
+fn one_providers_bad_variable_does_not_stop_the_others() {
+    let sb = Sandbox::new();
+    let env = [
+        ("VAULT_ADDR", "unix:///tmp/agent.sock"),
+        ("HF_TOKEN", "from-env"),
+    ];
+    // Asked for the environment only: Vault's settings do not matter.
+    let r = sb.run(&["get", "HF_TOKEN", "--providers", "env"], &env);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "from-env\n"),
+        "{}",
+        r.stderr
+    );
+    // The default chain: the environment answers before Vault is reached.
+    let r = sb.run(&["get", "HF_TOKEN"], &env);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "from-env\n"),
+        "{}",
+        r.stderr
+    );
+    // A key only Vault could have: its configuration error, not "not found".
+    let r = sb.run(&["get", "OTHER"], &env);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("VAULT_ADDR"), "{}", r.stderr);
+    let r = sb.run(&["doctor"], &env);
+    assert_eq!(r.code, 3);
+}

@@ -22,6 +22,9 @@ pub struct SnapshotPolicy {
     /// asking the backend again (default 5 s), so a struggling backend is not hammered by
     /// every lookup.
     pub retry_backoff: Duration,
+    /// The oldest copy ever served stale (default 1 hour): an outage longer than this turns
+    /// into errors instead of a value that may long have been rotated or revoked.
+    pub max_stale: Duration,
 }
 
 impl Default for SnapshotPolicy {
@@ -30,6 +33,7 @@ impl Default for SnapshotPolicy {
             ttl: Duration::from_secs(300),
             serve_stale: true,
             retry_backoff: Duration::from_secs(5),
+            max_stale: Duration::from_secs(3600),
         }
     }
 }
@@ -227,8 +231,13 @@ impl<T> Snapshot<T> {
             }
             Err(error) => {
                 state.retry_at = Some(now.saturating_add(self.policy.retry_backoff));
+                let age = now.saturating_sub(state.fetched_at);
                 match state.value.clone() {
-                    Some(stale) if error.is_transient() && self.policy.serve_stale => {
+                    Some(stale)
+                        if error.is_transient()
+                            && self.policy.serve_stale
+                            && age <= self.policy.max_stale =>
+                    {
                         tracing::warn!(
                             provider = %self.provider,
                             %error,
@@ -240,6 +249,10 @@ impl<T> Snapshot<T> {
                         Ok(stale)
                     }
                     _ => {
+                        // A permanent refusal (revoked access, a deleted secret) or a copy
+                        // too old to trust: the copy is dropped, so a later network blip
+                        // cannot bring it back.
+                        state.value = None;
                         state.last_error = Some(error.clone());
                         Err(error)
                     }
@@ -259,12 +272,12 @@ impl<T> Snapshot<T> {
     }
 
     /// How long what [`get`](Self::get) returns now stays valid: the time left of a fresh
-    /// copy, or of the backoff while a stale copy or a failure is served; `None` when there
-    /// is nothing (the next `get` fetches). Providers answer
+    /// copy, or of the backoff while a stale copy or a failure is served; zero when there is
+    /// nothing (the next `get` fetches). Providers answer
     /// [`SecretProvider::freshness`](crate::SecretProvider::freshness) with
-    /// `Some(snapshot.freshness().unwrap_or_default())`: an expired copy is worth zero, not
-    /// "no opinion".
-    pub fn freshness(&self) -> Option<Duration> {
+    /// `Some(snapshot.freshness())`: an expired copy is worth zero, not "no opinion" (which
+    /// would let the manager keep it for its own TTL).
+    pub fn freshness(&self) -> Duration {
         let now = self.clock.now();
         let state = self.lock();
         let fresh_until = state
@@ -274,7 +287,7 @@ impl<T> Snapshot<T> {
             .filter(|until| now < *until);
         fresh_until
             .or(state.retry_at.filter(|until| now < *until))
-            .map(|until| until - now)
+            .map_or(Duration::ZERO, |until| until - now)
     }
 }
 
@@ -294,6 +307,7 @@ mod tests {
             ttl: TTL,
             serve_stale: true,
             retry_backoff: BACKOFF,
+            max_stale: Duration::from_secs(3600),
         };
         (
             Snapshot::new("test", policy).with_clock(clock.clone()),
@@ -320,12 +334,12 @@ mod tests {
                 let v = s.get(|| async move { Ok(n) }).await.unwrap();
                 assert_eq!(*v, 0);
             }
-            assert_eq!(s.freshness(), Some(TTL));
+            assert_eq!(s.freshness(), TTL);
             clock.advance(TTL - Duration::from_secs(1));
-            assert_eq!(s.freshness(), Some(Duration::from_secs(1)));
+            assert_eq!(s.freshness(), Duration::from_secs(1));
             assert_eq!(*s.get(|| async { Ok(7) }).await.unwrap(), 0);
             clock.advance(Duration::from_secs(1));
-            assert_eq!(s.freshness(), None);
+            assert_eq!(s.freshness(), Duration::ZERO);
             assert_eq!(*s.get(|| async { Ok(7) }).await.unwrap(), 7);
         });
         assert_eq!(s.fetches(), 2);
@@ -374,7 +388,7 @@ mod tests {
                 .get(|| async { Err(failure(ErrorKind::Unavailable)) })
                 .await;
             assert_eq!(*v.unwrap(), 1);
-            assert_eq!(s.freshness(), Some(BACKOFF));
+            assert_eq!(s.freshness(), BACKOFF);
             // Within the backoff the backend is not asked.
             let v = s
                 .get(|| async { panic!("fetched during the backoff") })
@@ -466,8 +480,45 @@ mod tests {
                 1,
                 "the caller still gets its answer"
             );
-            assert_eq!(s.freshness(), None, "but it is not kept");
+            assert_eq!(s.freshness(), Duration::ZERO, "but it is not kept");
             assert_eq!(*s.get(|| async { Ok(2) }).await.unwrap(), 2);
+        });
+    }
+
+    #[test]
+    fn a_permanent_refusal_drops_the_copy_for_good() {
+        let (s, clock) = snapshot();
+        rt().block_on(async {
+            s.get(|| async { Ok(1) }).await.unwrap();
+            clock.advance(TTL);
+            let e = s
+                .get(|| async { Err(failure(ErrorKind::PermissionDenied)) })
+                .await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::PermissionDenied);
+            // A network blip after the backoff must not bring the revoked copy back.
+            clock.advance(BACKOFF);
+            let e = s
+                .get(|| async { Err(failure(ErrorKind::Unavailable)) })
+                .await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::Unavailable);
+        });
+    }
+
+    #[test]
+    fn a_copy_older_than_the_stale_limit_is_not_served() {
+        let (s, clock) = snapshot();
+        rt().block_on(async {
+            s.get(|| async { Ok(1) }).await.unwrap();
+            clock.advance(Duration::from_secs(3600));
+            let v = s
+                .get(|| async { Err(failure(ErrorKind::Unavailable)) })
+                .await;
+            assert_eq!(*v.unwrap(), 1, "an hour old: still served");
+            clock.advance(BACKOFF);
+            let e = s
+                .get(|| async { Err(failure(ErrorKind::Unavailable)) })
+                .await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::Unavailable, "too old now");
         });
     }
 
@@ -477,7 +528,7 @@ mod tests {
         rt().block_on(async {
             s.get(|| async { Ok(1) }).await.unwrap();
             s.invalidate();
-            assert_eq!(s.freshness(), None);
+            assert_eq!(s.freshness(), Duration::ZERO);
             assert_eq!(*s.get(|| async { Ok(2) }).await.unwrap(), 2);
         });
     }

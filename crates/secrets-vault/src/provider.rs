@@ -622,7 +622,8 @@ impl SecretProvider for VaultProvider {
     }
 
     fn freshness(&self) -> Option<Duration> {
-        self.inner.snapshot.freshness()
+        // An expired copy is worth zero, not "no opinion" (the manager's own TTL).
+        Some(self.inner.snapshot.freshness())
     }
 
     fn supports_writes(&self) -> bool {

@@ -90,6 +90,11 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// How long a miss is remembered ([`DEFAULT_NEGATIVE_CACHE_TTL`] by default).
     pub negative_cache_ttl: Duration,
+    /// Providers whose settings variables are wrong (a variable that is not UTF-8, an
+    /// unsupported `VAULT_ADDR`, ...), with why. [`Config::build`] puts each in the chain as a
+    /// provider that fails every lookup (or refuses to build when it was asked for by name),
+    /// so one bad variable of one provider does not stop the others.
+    pub unusable: Vec<(ProviderKind, ProviderError)>,
 }
 
 impl Default for Config {
@@ -128,6 +133,7 @@ impl Config {
             providers: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+            unusable: Vec::new(),
         }
     }
 
@@ -139,24 +145,38 @@ impl Config {
 
     /// An application's configuration from a variable lookup (the environment, or a map in
     /// tests): each compiled-in provider reads its own variables (for example
-    /// `<APP>_SECRETS_FILE` for the file provider). Empty variables count as unset; a
-    /// variable that is not UTF-8 is an error naming it.
+    /// `<APP>_SECRETS_FILE` for the file provider). Empty variables count as unset. A
+    /// provider whose variables are wrong (not UTF-8, not a valid address) is recorded in
+    /// [`Config::unusable`] with the reason naming the variable, and the others are read as
+    /// usual.
     pub fn from_lookup(
         app: &AppName,
         lookup: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
         let _ = lookup; // unused when no provider with settings variables is compiled in
-        Ok(Self {
-            #[cfg(feature = "env")]
-            env: Some(secrets_env::EnvSettings::from_lookup(app, lookup)?),
-            #[cfg(feature = "file")]
-            file: Some(secrets_file::FileSettings::from_lookup(app, lookup)?),
-            #[cfg(feature = "aws")]
-            aws: secrets_aws::AwsSettings::from_lookup(app, lookup)?,
-            #[cfg(feature = "vault")]
-            vault: secrets_vault::VaultSettings::from_lookup(app, lookup)?,
-            ..Self::new(app.clone())
-        })
+        #[allow(unused_mut)]
+        let mut config = Self::new(app.clone());
+        #[cfg(feature = "env")]
+        match secrets_env::EnvSettings::from_lookup(app, lookup) {
+            Ok(settings) => config.env = Some(settings),
+            Err(error) => config.unusable.push((ProviderKind::Env, error)),
+        }
+        #[cfg(feature = "file")]
+        match secrets_file::FileSettings::from_lookup(app, lookup) {
+            Ok(settings) => config.file = Some(settings),
+            Err(error) => config.unusable.push((ProviderKind::File, error)),
+        }
+        #[cfg(feature = "aws")]
+        match secrets_aws::AwsSettings::from_lookup(app, lookup) {
+            Ok(settings) => config.aws = settings,
+            Err(error) => config.unusable.push((ProviderKind::Aws, error)),
+        }
+        #[cfg(feature = "vault")]
+        match secrets_vault::VaultSettings::from_lookup(app, lookup) {
+            Ok(settings) => config.vault = settings,
+            Err(error) => config.unusable.push((ProviderKind::Vault, error)),
+        }
+        Ok(config)
     }
 
     /// Sets the environment-variable prefix (`PREFIX_KEY`).
@@ -211,6 +231,9 @@ impl Config {
 
     /// Whether a provider has settings here (independently of being compiled in).
     fn is_configured(&self, kind: ProviderKind) -> bool {
+        if self.unusable.iter().any(|(k, _)| *k == kind) {
+            return true;
+        }
         match kind {
             #[cfg(feature = "env")]
             ProviderKind::Env => self.env.is_some(),
@@ -260,6 +283,17 @@ impl Config {
         let mut has_writer = false;
         for kind in kinds {
             if !explicit && !kind.is_compiled() {
+                continue;
+            }
+            if let Some((_, error)) = self.unusable.iter().find(|(k, _)| *k == kind) {
+                if explicit {
+                    return Err(ConfigError::Provider(error.clone()));
+                }
+                tracing::warn!(provider = kind.name(), %error, "provider cannot be used");
+                builder = builder.provider(Arc::new(Unusable {
+                    name: kind.name(),
+                    error: error.clone(),
+                }));
                 continue;
             }
             match kind.build(self) {

@@ -45,12 +45,37 @@ fn from_lookup_asks_each_provider_for_its_settings() {
 #[test]
 fn a_non_utf8_setting_is_an_error_naming_the_variable() {
     use std::os::unix::ffi::OsStringExt;
-    let bad = |_: &str| Some(OsString::from_vec(vec![0xff]));
-    let err = Config::from_lookup(&app("simpletuner"), &bad).unwrap_err();
+    let bad =
+        |name: &str| (name == "SIMPLETUNER_SECRETS_FILE").then(|| OsString::from_vec(vec![0xff]));
+    let config = Config::from_lookup(&app("simpletuner"), &bad).unwrap();
+    let (kind, error) = &config.unusable[0];
+    assert_eq!(*kind, ProviderKind::File);
     assert!(
-        err.to_string().contains("SIMPLETUNER_SECRETS_FILE") && err.to_string().contains("UTF-8"),
+        error.to_string().contains("SIMPLETUNER_SECRETS_FILE")
+            && error.to_string().contains("UTF-8"),
+        "{error}"
+    );
+    // The file provider stays in the chain and fails every lookup with that reason...
+    let chain = blocking::SecretsManager::from_config(&config).unwrap();
+    let err = chain.get("K").unwrap_err();
+    assert!(
+        err.to_string().contains("SIMPLETUNER_SECRETS_FILE"),
         "{err}"
     );
+    // ...asked for by name it refuses to build, and without it the others work.
+    assert!(
+        config
+            .clone()
+            .providers([ProviderKind::File])
+            .build()
+            .is_err()
+    );
+    #[cfg(feature = "env")]
+    config
+        .clone()
+        .providers([ProviderKind::Env])
+        .build()
+        .unwrap();
 }
 
 #[test]
@@ -313,10 +338,14 @@ fn vault_is_configured_by_its_address_and_joins_the_default_chain_last() {
     assert_eq!(manager.provider_names().last(), Some(&"vault"));
     assert!(!format!("{c:?}").contains("s.facade-test"));
 
-    let err = Config::from_lookup(
+    // A bad Vault variable makes Vault unusable, not the whole configuration.
+    let c = Config::from_lookup(
         &AppName::default(),
         &lookup_of(&[("VAULT_ADDR", "http://h"), ("VAULT_SKIP_VERIFY", "maybe")]),
     )
-    .unwrap_err();
+    .unwrap();
+    let (kind, err) = &c.unusable[0];
+    assert_eq!(*kind, ProviderKind::Vault);
     assert!(err.to_string().contains("VAULT_SKIP_VERIFY"), "{err}");
+    assert!(vault_status(&c).configured);
 }
