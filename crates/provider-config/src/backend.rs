@@ -28,9 +28,11 @@ impl fmt::Debug for Backend {
 pub(crate) async fn unblock<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    private_fs::unblock(work).await.map_err(|e| StoreError::Io {
-        path: Default::default(),
-        operation: "running blocking database work",
-        source: e,
-    })?
+    private_fs::unblock(work)
+        .await
+        .map_err(|e| StoreError::Io {
+            path: Default::default(),
+            operation: "running blocking database work",
+            source: e,
+        })?
 }

@@ -143,8 +143,7 @@ impl ConfigCaches {
             None => hardware,
         };
         Self {
-            provider_config: builder(PROVIDER_CONFIG_TTL, PROVIDER_CONFIG_MAX_SIZE, &clock)
-                .build(),
+            provider_config: builder(PROVIDER_CONFIG_TTL, PROVIDER_CONFIG_MAX_SIZE, &clock).build(),
             user_permissions: builder(USER_PERMISSION_TTL, USER_PERMISSION_MAX_SIZE, &clock)
                 .build(),
             hardware_info: hardware.build(),

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use credential_crypto::{CredentialCipher, KeyLoader, Secret};
 use serde_json::{Map, Value};
@@ -133,9 +133,7 @@ impl ConfigStoreBuilder {
     /// Opens (creating when missing) the database and brings its schema up to date.
     pub fn open(self) -> Result<ConfigStore, StoreError> {
         let db = SqliteDb::open(&self.path, &schema::JOBS_DB)?;
-        let caches = self
-            .caches
-            .unwrap_or_else(|| Arc::new(ConfigCaches::new()));
+        let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self
             .invalidator
             .unwrap_or_else(|| Arc::clone(&caches) as Arc<dyn CacheInvalidator>);
@@ -281,7 +279,11 @@ impl ConfigStore {
     }
 
     /// [`save`](Self::save) without blocking the runtime.
-    pub async fn save_async(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
+    pub async fn save_async(
+        &self,
+        provider: &str,
+        config: Map<String, Value>,
+    ) -> Result<(), StoreError> {
         let (store, provider) = (self.clone(), provider.to_owned());
         unblock(move || store.save(&provider, config)).await
     }
@@ -443,7 +445,12 @@ impl ConfigStore {
         Ok(webhook)
     }
 
-    fn open_credential(&self, provider: &str, key: &str, stored: &str) -> Result<Secret, StoreError> {
+    fn open_credential(
+        &self,
+        provider: &str,
+        key: &str,
+        stored: &str,
+    ) -> Result<Secret, StoreError> {
         open_credential(
             stored,
             || self.inner.cipher.get(provider, key),
@@ -452,7 +459,11 @@ impl ConfigStore {
     }
 
     /// Stores (encrypted) or removes (`None`) a provider's webhook secret.
-    pub fn set_webhook_secret(&self, provider: &str, secret: Option<&Secret>) -> Result<(), StoreError> {
+    pub fn set_webhook_secret(
+        &self,
+        provider: &str,
+        secret: Option<&Secret>,
+    ) -> Result<(), StoreError> {
         let mut updates = Map::new();
         let value = match secret {
             Some(secret) => {

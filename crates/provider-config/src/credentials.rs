@@ -10,7 +10,9 @@ use credential_crypto::{CredentialCipher, Secret};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::audit::{AuditEvent, AuditTrail, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED};
+use crate::audit::{
+    AuditEvent, AuditTrail, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED,
+};
 use crate::backend::{Backend, unblock};
 use crate::caches::{CacheInvalidator, Invalidation, global_invalidator};
 use crate::sealing::{Stored, classify, looks_encrypted, open_credential};
@@ -113,7 +115,8 @@ impl CredentialStore {
     /// The application's store: `<state>/cloud/jobs.db`, audited in `<state>/audit.db`,
     /// invalidating the global caches when a configuration credential changes.
     pub fn open(settings: &StoreSettings, cipher: CredentialCipher) -> Result<Self, StoreError> {
-        let mut store = Self::open_path(&settings.jobs_db, cipher, Some(AuditTrail::open(settings)?))?;
+        let mut store =
+            Self::open_path(&settings.jobs_db, cipher, Some(AuditTrail::open(settings)?))?;
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner.invalidator = Some(global_invalidator());
         }
@@ -209,7 +212,12 @@ impl CredentialStore {
     }
 
     /// A user's active credential, decrypted (`None` when there is none).
-    pub fn get(&self, user_id: i64, provider: &str, name: &str) -> Result<Option<Secret>, StoreError> {
+    pub fn get(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, StoreError> {
         let row = self.db().read("reading a credential", |conn| {
             credential_rows::get(conn, user_id, provider, name)
         })?;
@@ -276,7 +284,12 @@ impl CredentialStore {
     }
 
     /// [`delete`](Self::delete) without blocking the runtime.
-    pub async fn delete_async(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
         let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
         unblock(move || store.delete(user_id, &provider, &name)).await
     }

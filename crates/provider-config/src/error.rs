@@ -128,7 +128,9 @@ pub enum StoreError {
         problem: String,
     },
     /// The audit chain is broken, so an operation that would hide the evidence was refused.
-    #[error("the audit chain is broken at row {id}: {problem}; run `secrets audit verify` and investigate before {operation}")]
+    #[error(
+        "the audit chain is broken at row {id}: {problem}; run `secrets audit verify` and investigate before {operation}"
+    )]
     BrokenChain {
         /// The first broken row.
         id: i64,
@@ -154,7 +156,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(path: impl Into<PathBuf>, operation: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        operation: &'static str,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             path: path.into(),
             operation,

@@ -110,7 +110,11 @@ pub(crate) fn parse(provider: &str, value: &Value) -> Result<HardwareInfo, Store
                     "entry `{id}`: cost_per_second must be a non-negative number"
                 )));
             }
-            None => return Err(invalid(format!("entry `{id}` must include cost_per_second"))),
+            None => {
+                return Err(invalid(format!(
+                    "entry `{id}` must include cost_per_second"
+                )));
+            }
         }
         let option: HardwareOption = serde_json::from_value(entry.clone())
             .map_err(|e| invalid(format!("entry `{id}`: {e}")))?;
@@ -172,15 +176,18 @@ pub fn set_hardware_info(info: HardwareInfo) -> Result<(), StoreError> {
 
 /// The price per hour of the default GPU, from [`get_hardware_info_async`].
 pub async fn default_hardware_cost_per_hour(store: &ConfigStore) -> Result<f64, StoreError> {
-    Ok(default_gpu_cost_per_hour(&get_hardware_info_async(store).await?))
+    Ok(default_gpu_cost_per_hour(
+        &get_hardware_info_async(store).await?,
+    ))
 }
 
 /// The pricing a configuration implies (shared by the sync and async loaders).
 pub(crate) fn pricing_of(config: &Map<String, Value>) -> Result<HardwareInfo, StoreError> {
     match config.get(HARDWARE_INFO_KEY) {
-        Some(Value::Object(entries)) if !entries.is_empty() => {
-            parse(HARDWARE_PROVIDER, config.get(HARDWARE_INFO_KEY).unwrap_or(&Value::Null))
-        }
+        Some(Value::Object(entries)) if !entries.is_empty() => parse(
+            HARDWARE_PROVIDER,
+            config.get(HARDWARE_INFO_KEY).unwrap_or(&Value::Null),
+        ),
         _ => Ok(default_hardware_info()),
     }
 }

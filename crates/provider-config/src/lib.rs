@@ -63,9 +63,9 @@ mod time;
 mod values;
 
 pub use audit::{
-    Actor, AuditEntry, AuditEvent, AuditFilter, AuditKey, AuditKeyOrigin, AuditTrail,
-    BrokenLink, CHECKPOINT, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED, ChainReport,
-    CleanupReport, LinkError, PROVIDER_CONFIGURED, Tampering,
+    Actor, AuditEntry, AuditEvent, AuditFilter, AuditKey, AuditKeyOrigin, AuditTrail, BrokenLink,
+    CHECKPOINT, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED, ChainReport, CleanupReport,
+    LinkError, PROVIDER_CONFIGURED, Tampering,
 };
 pub use caches::{
     CacheInvalidator, ConfigCaches, Invalidation, invalidate_provider_cache, invalidate_user_cache,

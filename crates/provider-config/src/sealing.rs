@@ -68,7 +68,10 @@ pub(crate) enum Sealed {
 }
 
 /// Encrypts a plaintext value; leaves an encrypted one alone.
-pub(crate) fn seal_credential(cipher: &CredentialCipher, value: &str) -> Result<Sealed, CryptoError> {
+pub(crate) fn seal_credential(
+    cipher: &CredentialCipher,
+    value: &str,
+) -> Result<Sealed, CryptoError> {
     match classify(cipher, value)? {
         Stored::Plaintext => Ok(Sealed::Encrypted(cipher.encrypt(value))),
         Stored::Encrypted { .. } => Ok(Sealed::AlreadyEncrypted),
@@ -125,7 +128,11 @@ impl CipherSource {
     }
 
     /// The cipher, for the credential `key` of `provider` (named in errors).
-    pub(crate) fn get(&self, provider: &str, key: &str) -> Result<Arc<CredentialCipher>, StoreError> {
+    pub(crate) fn get(
+        &self,
+        provider: &str,
+        key: &str,
+    ) -> Result<Arc<CredentialCipher>, StoreError> {
         match self {
             Self::None => Err(StoreError::InvalidValue {
                 provider: provider.to_owned(),

@@ -161,8 +161,8 @@ fn parse(text: &str) -> Option<Timestamp> {
         }
         Some(_) => return None,
     };
-    micros += ((hour * 60 + minute - offset_minutes) * 60 + second) * MICROS_PER_SECOND
-        + fraction_micros;
+    micros +=
+        ((hour * 60 + minute - offset_minutes) * 60 + second) * MICROS_PER_SECOND + fraction_micros;
     Some(Timestamp { micros })
 }
 
@@ -229,7 +229,13 @@ mod tests {
 
     #[test]
     fn parses_what_it_formats_and_common_iso_forms() {
-        for micros in [0, 1, 1_787_398_344_123_456, 951_782_400_000_000, -86_400_000_001] {
+        for micros in [
+            0,
+            1,
+            1_787_398_344_123_456,
+            951_782_400_000_000,
+            -86_400_000_001,
+        ] {
             let t = Timestamp::from_unix_micros(micros);
             assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
         }
@@ -261,6 +267,9 @@ mod tests {
         let a = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
         let b = Timestamp::parse("2026-01-01T00:00:00.000001Z").unwrap();
         assert!(a < b && a.to_string() < b.to_string());
-        assert_eq!(b.minus_days(1).to_string(), "2025-12-31T00:00:00.000001+00:00");
+        assert_eq!(
+            b.minus_days(1).to_string(),
+            "2025-12-31T00:00:00.000001+00:00"
+        );
     }
 }

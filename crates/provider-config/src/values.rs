@@ -148,7 +148,10 @@ pub(crate) fn validate(provider: &str, config: &Map<String, Value>) -> Result<()
                 return bad(key, format!("must be a string, not a {}", json_type(value)));
             }
             WEBHOOK_REQUIRE_SIGNATURE | COST_LIMIT_ENABLED if !value.is_boolean() => {
-                return bad(key, format!("must be true or false, not a {}", json_type(value)));
+                return bad(
+                    key,
+                    format!("must be true or false, not a {}", json_type(value)),
+                );
             }
             WEBHOOK_ALLOWED_IPS => {
                 parse_allowed_ips(provider, value)?;
@@ -172,7 +175,8 @@ pub(crate) fn validate(provider: &str, config: &Map<String, Value>) -> Result<()
 }
 
 fn parse_allowed_ips(provider: &str, value: &Value) -> Result<Vec<String>, StoreError> {
-    let invalid = |problem: String| StoreError::invalid_value(provider, WEBHOOK_ALLOWED_IPS, problem);
+    let invalid =
+        |problem: String| StoreError::invalid_value(provider, WEBHOOK_ALLOWED_IPS, problem);
     let Value::Array(items) = value else {
         return Err(invalid(format!(
             "must be a list of addresses, not a {}",
@@ -250,7 +254,10 @@ impl fmt::Debug for WebhookConfig {
 
 impl WebhookConfig {
     /// The settings in `config`; `secret` is filled in by the store (it needs the key).
-    pub(crate) fn from_config(provider: &str, config: &Map<String, Value>) -> Result<Self, StoreError> {
+    pub(crate) fn from_config(
+        provider: &str,
+        config: &Map<String, Value>,
+    ) -> Result<Self, StoreError> {
         let url = match config.get(WEBHOOK_URL) {
             None | Some(Value::Null) => None,
             Some(Value::String(url)) => Some(url.clone()),
@@ -375,7 +382,10 @@ pub struct CostLimit {
 }
 
 impl CostLimit {
-    pub(crate) fn from_config(provider: &str, config: &Map<String, Value>) -> Result<Self, StoreError> {
+    pub(crate) fn from_config(
+        provider: &str,
+        config: &Map<String, Value>,
+    ) -> Result<Self, StoreError> {
         let present = |key| config.get(key).filter(|v| !v.is_null());
         Ok(Self {
             enabled: get_bool(provider, config, COST_LIMIT_ENABLED, false)?,
@@ -459,14 +469,25 @@ mod tests {
             ("webhook_allowed_ips", json!(["nonsense"]), "entry 0"),
             ("webhook_allowed_ips", json!("10.0.0.1"), "list"),
             ("webhook_url", json!(5), "string"),
-            ("hardware_info", json!({"g": {"cost_per_second": -0.1}}), "non-negative"),
-            ("hardware_info", json!({"g": {"name": "no cost"}}), "cost_per_second"),
+            (
+                "hardware_info",
+                json!({"g": {"cost_per_second": -0.1}}),
+                "non-negative",
+            ),
+            (
+                "hardware_info",
+                json!({"g": {"name": "no cost"}}),
+                "cost_per_second",
+            ),
             ("hardware_info", json!({"g": 3}), "object"),
         ] {
             let mut config = Map::new();
             config.insert(key.to_owned(), value);
             let e = validate("modal", &config).unwrap_err().to_string();
-            assert!(e.contains("modal") && e.contains(key) && e.contains(needle), "{e}");
+            assert!(
+                e.contains("modal") && e.contains(key) && e.contains(needle),
+                "{e}"
+            );
         }
     }
 
@@ -481,9 +502,14 @@ mod tests {
         assert_eq!(limit, CostLimit::default());
         assert!(!limit.enabled);
         assert_eq!(limit.amount, 0.0);
-        assert_eq!((limit.period, limit.action), (CostPeriod::Daily, CostAction::Warn));
-        let stored = map(json!({"cost_limit_enabled": true, "cost_limit_amount": 12.5,
-            "cost_limit_period": "weekly", "cost_limit_action": "block"}));
+        assert_eq!(
+            (limit.period, limit.action),
+            (CostPeriod::Daily, CostAction::Warn)
+        );
+        let stored = map(
+            json!({"cost_limit_enabled": true, "cost_limit_amount": 12.5,
+            "cost_limit_period": "weekly", "cost_limit_action": "block"}),
+        );
         let limit = CostLimit::from_config("p", &stored).unwrap();
         assert_eq!(limit.to_updates(), stored);
     }
@@ -494,7 +520,10 @@ mod tests {
             "webhook_secret": "SENTINEL-debug", "webhook_url": "https://h.invalid"
         })));
         let shown = format!("{config:?}");
-        assert!(!shown.contains("SENTINEL") && shown.contains("[REDACTED]"), "{shown}");
+        assert!(
+            !shown.contains("SENTINEL") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
         let before = map(json!({"a": 1, "b": 2, "c": 3}));
         let after = map(json!({"a": 1, "b": 5, "d": 4}));
         assert_eq!(changed_keys(&before, &after), ["b", "c", "d"]);

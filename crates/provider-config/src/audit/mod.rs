@@ -264,7 +264,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 /// The original's entry hash of a row's columns.
-fn entry_hash(
+pub(crate) fn entry_hash(
     key: &hmac::Key,
     timestamp: &str,
     event_type: &str,
@@ -351,9 +351,7 @@ impl RawRow {
 
     fn into_entry(self) -> AuditEntry {
         let details = match &self.details {
-            Value::Text(t) => {
-                serde_json::from_str(t).unwrap_or_else(|_| Json::String(t.clone()))
-            }
+            Value::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| Json::String(t.clone())),
             other => Json::String(python_str(other)),
         };
         let mut details = details;

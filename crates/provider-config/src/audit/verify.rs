@@ -181,9 +181,7 @@ fn explain_link(
     if let Some(&later) = targets.iter().find(|&&t| t > id) {
         return Ok((
             Tampering::Reordered,
-            format!(
-                "row {id} follows row {later}, which comes after it: rows were reordered"
-            ),
+            format!("row {id} follows row {later}, which comes after it: rows were reordered"),
         ));
     }
     if let Some(&earlier) = targets.iter().rev().find(|&&t| t < prev_id) {

@@ -106,7 +106,8 @@ pub(crate) fn each<E: From<TxError>>(
 
 /// The ids of rows whose stored `entry_hash` is `hash` (to explain a broken link).
 pub(crate) fn ids_with_hash(conn: &Connection, hash: &str) -> Result<Vec<i64>, TxError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM audit_log WHERE entry_hash = ?1 ORDER BY id")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM audit_log WHERE entry_hash = ?1 ORDER BY id")?;
     let rows = stmt.query_map([hash], |row| row.get(0))?;
     let mut ids = Vec::new();
     for row in rows {
@@ -155,23 +156,47 @@ pub(crate) fn query(conn: &Connection, filter: &AuditFilter) -> Result<Vec<RawRo
         bind(&mut sql, " AND a.actor_id = ?", Value::Integer(id));
     }
     if let Some(name) = &filter.actor_username {
-        bind(&mut sql, " AND a.actor_username = ?", Value::Text(name.clone()));
+        bind(
+            &mut sql,
+            " AND a.actor_username = ?",
+            Value::Text(name.clone()),
+        );
     }
     if let Some(target_type) = &filter.target_type {
-        bind(&mut sql, " AND a.target_type = ?", Value::Text(target_type.clone()));
+        bind(
+            &mut sql,
+            " AND a.target_type = ?",
+            Value::Text(target_type.clone()),
+        );
     }
     if let Some(target_id) = &filter.target_id {
-        bind(&mut sql, " AND a.target_id = ?", Value::Text(target_id.clone()));
+        bind(
+            &mut sql,
+            " AND a.target_id = ?",
+            Value::Text(target_id.clone()),
+        );
     }
     if let Some(since) = filter.since {
-        bind(&mut sql, " AND a.timestamp >= ?", Value::Text(since.to_string()));
+        bind(
+            &mut sql,
+            " AND a.timestamp >= ?",
+            Value::Text(since.to_string()),
+        );
     }
     if let Some(until) = filter.until {
-        bind(&mut sql, " AND a.timestamp <= ?", Value::Text(until.to_string()));
+        bind(
+            &mut sql,
+            " AND a.timestamp <= ?",
+            Value::Text(until.to_string()),
+        );
     }
     let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-    bind(&mut sql, " ORDER BY a.id DESC LIMIT ?", Value::Integer(limit));
+    bind(
+        &mut sql,
+        " ORDER BY a.id DESC LIMIT ?",
+        Value::Integer(limit),
+    );
     bind(&mut sql, " OFFSET ?", Value::Integer(offset));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), raw_row)?;

@@ -62,7 +62,11 @@ pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, TxError
 }
 
 /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance, not a change).
-pub(crate) fn set_config(tx: &Transaction<'_>, provider: &str, config: &str) -> Result<(), TxError> {
+pub(crate) fn set_config(
+    tx: &Transaction<'_>,
+    provider: &str,
+    config: &str,
+) -> Result<(), TxError> {
     tx.execute(
         "UPDATE provider_config SET config = ?2 WHERE provider = ?1",
         [provider, config],

@@ -14,15 +14,14 @@ pub(crate) fn upsert(
     stored_value: &str,
     now: &str,
 ) -> Result<(i64, bool), TxError> {
-    let existed: bool = tx
-        .prepare_cached(
+    let existed: bool =
+        tx.prepare_cached(
             "SELECT count(*) FROM provider_credentials
              WHERE user_id = ?1 AND provider = ?2 AND credential_name = ?3",
         )?
         .query_row(rusqlite::params![user_id, provider, name], |row| {
             row.get::<_, i64>(0)
-        })?
-        > 0;
+        })? > 0;
     tx.prepare_cached(
         "INSERT INTO provider_credentials
          (user_id, provider, credential_name, credential_value, created_at, is_active)
@@ -32,7 +31,13 @@ pub(crate) fn upsert(
              updated_at = ?5,
              is_active = 1",
     )?
-    .execute(rusqlite::params![user_id, provider, name, stored_value, now])?;
+    .execute(rusqlite::params![
+        user_id,
+        provider,
+        name,
+        stored_value,
+        now
+    ])?;
     let id = tx
         .prepare_cached(
             "SELECT id FROM provider_credentials
