@@ -43,6 +43,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "file"],
     &["--no-default-features", "--features", "crypto"],
     &["--no-default-features", "--features", "cache"],
+    &["--no-default-features", "--features", "config"],
     &["--all-features"],
 ];
 

@@ -44,7 +44,7 @@ const TABLE: &[Row] = &[
         name: "env",
         feature: "env",
         #[cfg(feature = "env")]
-        factory: Some(crate::config::env_provider),
+        factory: Some(crate::chain_config::env_provider),
         #[cfg(not(feature = "env"))]
         factory: None,
     },
@@ -53,7 +53,7 @@ const TABLE: &[Row] = &[
         name: "file",
         feature: "file",
         #[cfg(feature = "file")]
-        factory: Some(crate::config::file_provider),
+        factory: Some(crate::chain_config::file_provider),
         #[cfg(not(feature = "file"))]
         factory: None,
     },

@@ -232,3 +232,21 @@ fn the_manager_reports_cache_statistics() {
     let stats = m.inner().cache_stats();
     assert_eq!((stats.hits, stats.loads), (1, 1));
 }
+
+#[cfg(feature = "config")]
+#[test]
+fn the_config_feature_is_the_cloud_provider_store() {
+    use crate::config::{ConfigStore, CostLimit, StoreSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings::in_dir(dir.path());
+    let store = ConfigStore::builder(&settings.jobs_db).open().unwrap();
+    let limit = CostLimit {
+        enabled: true,
+        amount: 10.0,
+        ..CostLimit::default()
+    };
+    store.set_cost_limit("replicate", limit).unwrap();
+    assert_eq!(store.cost_limit("replicate").unwrap(), limit);
+    assert!(settings.jobs_db.ends_with("cloud/jobs.db"));
+}
