@@ -75,6 +75,7 @@ pub use credential_crypto::{AppName, Secret};
 pub use credentials::{CredentialInfo, CredentialStore, MaintenanceReport};
 pub use error::{DatabaseError, StoreError};
 pub use hardware::{HardwareInfo, HardwareOption};
+pub use sealing::looks_encrypted;
 pub use settings::StoreSettings;
 pub use time::{InvalidTimestamp, Timestamp};
 pub use values::{

@@ -21,9 +21,9 @@ const FERNET_VERSION: u8 = 0x80;
 const FERNET_OVERHEAD: usize = 1 + 8 + 16 + 32;
 
 /// Whether a stored value has the shape of an encrypted credential (a Fernet token,
-/// base64 twice). Plaintext never does: the original's API tokens and secrets are short
+/// base64 twice, as credential-crypto stores it). Plaintext never does: the original's API tokens and secrets are short
 /// printable strings, not base64 of a binary token with a version byte.
-pub(crate) fn looks_encrypted(stored: &str) -> bool {
+pub fn looks_encrypted(stored: &str) -> bool {
     let Ok(token) = URL_SAFE_LENIENT.decode(stored.trim()) else {
         return false;
     };

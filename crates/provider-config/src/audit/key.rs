@@ -75,10 +75,23 @@ impl AuditKey {
     /// The key of `settings`: the variable's, else the key file's, else a new key saved to
     /// the key file.
     pub fn load(settings: &StoreSettings) -> Result<Self, StoreError> {
-        if let Some(key) = &settings.audit_key_from_env {
-            return Ok(key.clone());
+        match Self::load_existing(settings)? {
+            Some(key) => Ok(key),
+            None => Self::load_file(&settings.audit_key_file),
         }
-        Self::load_file(&settings.audit_key_file)
+    }
+
+    /// The key of `settings` if there is one (the variable's, else the key file's); never
+    /// generates one.
+    pub fn load_existing(settings: &StoreSettings) -> Result<Option<Self>, StoreError> {
+        if let Some(key) = &settings.audit_key_from_env {
+            return Ok(Some(key.clone()));
+        }
+        let path = &settings.audit_key_file;
+        Ok(read_key_file(path)?.map(|bytes| Self {
+            bytes,
+            origin: AuditKeyOrigin::File(path.clone()),
+        }))
     }
 
     /// The key in `path`, generating it there when the file does not exist.

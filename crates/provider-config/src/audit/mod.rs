@@ -225,6 +225,14 @@ pub(crate) struct RawRow {
     pub(crate) row_mac: Option<String>,
 }
 
+/// Rows in an existing audit database (0 when it has no audit table yet).
+fn count_rows(path: &Path) -> Result<i64, StoreError> {
+    let db = SqliteDb::open(path, &schema::AUDIT_DB)?;
+    db.read("counting audit rows", |conn| {
+        Ok(conn.query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))?)
+    })
+}
+
 /// Python's `str()` of a column value as `sqlite3` returns it: `None` for NULL.
 pub(crate) fn python_str(value: &Value) -> String {
     match value {
@@ -417,8 +425,25 @@ impl fmt::Debug for AuditTrail {
 }
 
 impl AuditTrail {
-    /// The trail of `settings` (`<state>/audit.db`), with its key (loaded or generated).
+    /// The trail of `settings` (`<state>/audit.db`) with its key. A key is generated only
+    /// for a trail without rows: when the key of an existing chain is missing, a new one
+    /// would sign a second chain that never verifies with the first, so that is an error.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        if let Some(key) = AuditKey::load_existing(settings)? {
+            return Self::open_path(&settings.audit_db, key);
+        }
+        if settings.audit_db.exists() {
+            let rows = count_rows(&settings.audit_db)?;
+            if rows > 0 {
+                return Err(StoreError::AuditKey {
+                    source_name: settings.audit_key_file.display().to_string(),
+                    problem: format!(
+                        "the key file is missing and the audit trail {} has {rows} rows signed with a key; restore the key file or set the audit key variable",
+                        settings.audit_db.display()
+                    ),
+                });
+            }
+        }
         Self::open_path(&settings.audit_db, AuditKey::load(settings)?)
     }
 

@@ -576,3 +576,18 @@ fn the_async_api_appends_and_verifies() {
         assert_eq!(trail.cleanup_async(1).await.unwrap().removed, 0);
     });
 }
+
+#[test]
+fn a_lost_key_is_never_silently_replaced_for_an_existing_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings::in_dir(dir.path());
+    let trail = AuditTrail::open(&settings).unwrap();
+    trail.append(&AuditEvent::new("a", "b")).unwrap();
+    drop(trail);
+    std::fs::remove_file(&settings.audit_key_file).unwrap();
+    let e = AuditTrail::open(&settings).unwrap_err();
+    assert!(matches!(e, StoreError::AuditKey { .. }), "{e}");
+    assert!(e.to_string().contains("1 rows"), "{e}");
+    assert!(!settings.audit_key_file.exists());
+    assert!(AuditKey::load_existing(&settings).unwrap().is_none());
+}
