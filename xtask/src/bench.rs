@@ -43,17 +43,20 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 "#;
 
 /// Printed for `cargo xtask bench` without a known name.
-pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache>
+pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|config>
 
   crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
   cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
-          (target/bench/ttl-cache.json)";
+          (target/bench/ttl-cache.json)
+  config  provider-config: cached get_provider_config beside an uncached database read
+          (target/bench/provider-config.json)";
 
 /// The comparisons `cargo xtask bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bench {
     Crypto,
     Cache,
+    Config,
 }
 
 impl Bench {
@@ -61,6 +64,7 @@ impl Bench {
         match name {
             "crypto" => Some(Self::Crypto),
             "cache" => Some(Self::Cache),
+            "config" => Some(Self::Config),
             _ => None,
         }
     }
@@ -70,6 +74,7 @@ pub(crate) fn bench(root: &Path, which: Bench) -> Result<()> {
     match which {
         Bench::Crypto => crypto(root),
         Bench::Cache => cache(root),
+        Bench::Config => config(root),
     }
 }
 
@@ -189,4 +194,84 @@ fn cache(root: &Path) -> Result<()> {
             "--json",
         ])
         .arg(&json))
+}
+
+/// provider-config: `ConfigStore::get` through the cache beside the same read without it and
+/// beside the original's new-connection-per-read, interleaved in one process per run.
+fn config(root: &Path) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "provider-config",
+        "--example",
+        "config_bench",
+    ]))?;
+    let bin = root.join("target/release/examples/config_bench");
+    let budget = "0.5";
+    let mut runs = Vec::new();
+    for round in 1..=ROUNDS {
+        println!("run {round}/{ROUNDS}");
+        runs.push(json_of(Command::new(&bin).arg(budget))?);
+    }
+    let field = |path: &[&str]| -> f64 {
+        median(
+            runs.iter()
+                .filter_map(|r| path.iter().try_fold(r, |v, k| v.get(*k))?.as_f64())
+                .collect(),
+        )
+    };
+    let mut table = String::from("| read | ops/s | p50 | p99 |\n|---|---|---|---|\n");
+    let mut workloads = serde_json::Map::new();
+    for (key, label) in [
+        ("cached", "get_provider_config, cached"),
+        ("uncached", "uncached database read (pooled connection)"),
+        (
+            "new_connection",
+            "original-style read (new connection per read)",
+        ),
+    ] {
+        let (ops, p50, p99) = (
+            field(&[key, "ops_per_sec"]),
+            field(&[key, "p50_ns"]),
+            field(&[key, "p99_ns"]),
+        );
+        table.push_str(&format!(
+            "| {label} | {ops:.0} | {p50:.0} ns | {p99:.0} ns |\n"
+        ));
+        workloads.insert(
+            key.to_owned(),
+            serde_json::json!({"ops_per_sec": ops, "p50_ns": p50, "p99_ns": p99}),
+        );
+    }
+    let speedup = field(&["speedup_cached_over_uncached"]);
+    let over_original = field(&["speedup_cached_over_new_connection"]);
+    let timer = field(&["timer_overhead_ns"]);
+    let target = 100.0;
+    let document = serde_json::json!({
+        "benchmark": "provider-config",
+        "runs": ROUNDS,
+        "seconds_per_workload": budget,
+        "workloads": workloads,
+        "speedup_cached_over_uncached": speedup,
+        "speedup_cached_over_new_connection": over_original,
+        "target_speedup": target,
+        "target_met": speedup >= target,
+        "timer_overhead_ns": timer,
+        "raw": runs,
+    });
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir)?;
+    let path = out_dir.join("provider-config.json");
+    fs::write(&path, serde_json::to_string_pretty(&document)?)?;
+    println!(
+        "\n{table}\ncached / uncached: {speedup:.0}x (target {target:.0}x: {}); cached / original-style: {over_original:.0}x\nlatencies include the timer (~{timer:.0} ns per reading)\nwritten to {}",
+        if speedup >= target { "met" } else { "NOT met" },
+        path.display()
+    );
+    if speedup < target {
+        bail!("the cached read is only {speedup:.0}x the uncached one (target {target:.0}x)");
+    }
+    Ok(())
 }

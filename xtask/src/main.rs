@@ -30,7 +30,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
          (the Python venv under target/, cargo-deny into the tools cache)
   test   all tests, with the real test servers started and stopped around them
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
-         moka, quick_cache, mini-moka and Mutex<lru> (target/bench/*.json)
+         moka, quick_cache, mini-moka and Mutex<lru>; config: cached provider configuration
+         beside an uncached database read (target/bench/*.json)
   fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)
 
 Cargo tools are installed into $SECRETS_XTASK_TOOLS, else $XDG_CACHE_HOME/secrets-xtask,
@@ -315,6 +316,10 @@ mod tests {
         assert_eq!(
             parse_args(&["bench", "cache"]),
             Ok(Task::Bench(Bench::Cache))
+        );
+        assert_eq!(
+            parse_args(&["bench", "config"]),
+            Ok(Task::Bench(Bench::Config))
         );
         assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));

@@ -151,6 +151,25 @@ impl ConfigStoreBuilder {
     }
 }
 
+thread_local! {
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Calls `f` with `provider:{name}:config`, built in a reused per-thread buffer.
+fn with_config_key<T>(provider: &str, f: impl FnOnce(&str) -> T) -> T {
+    KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut key) => {
+            key.clear();
+            key.push_str("provider:");
+            key.push_str(provider);
+            key.push_str(":config");
+            f(&key)
+        }
+        // Re-entered (a loader reading through the cache): build it afresh.
+        Err(_) => f(&provider_config_key(provider)),
+    })
+}
+
 /// What a write did, for the audit row.
 struct Change {
     operation: &'static str,
@@ -201,10 +220,12 @@ impl ConfigStore {
 
     /// A provider's configuration (`{}` when there is none), through the cache.
     pub fn get(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
-        self.inner
-            .caches
-            .provider_config()
-            .try_get_or_insert_with(provider_config_key(provider), || self.load(provider))
+        let cache = self.inner.caches.provider_config();
+        // The hit path builds its key in a per-thread buffer: no allocation per read.
+        if let Some(hit) = with_config_key(provider, |key| cache.get(key)) {
+            return Ok(hit);
+        }
+        cache.try_get_or_insert_with(provider_config_key(provider), || self.load(provider))
     }
 
     /// [`get`](Self::get) without blocking the runtime.
