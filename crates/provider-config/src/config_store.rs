@@ -544,4 +544,70 @@ impl ConfigStore {
             })
             .await
     }
+
+    /// Runs a blocking method of this store on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ConfigStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        unblock(move || work(&store)).await
+    }
+
+    /// [`webhook_config`](Self::webhook_config) without blocking the runtime.
+    pub async fn webhook_config_async(&self, provider: &str) -> Result<WebhookConfig, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.webhook_config(&provider))
+            .await
+    }
+
+    /// [`set_webhook_secret`](Self::set_webhook_secret) without blocking the runtime.
+    pub async fn set_webhook_secret_async(
+        &self,
+        provider: &str,
+        secret: Option<Secret>,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_webhook_secret(&provider, secret.as_ref()))
+            .await
+    }
+
+    /// [`cost_limit`](Self::cost_limit) without blocking the runtime.
+    pub async fn cost_limit_async(&self, provider: &str) -> Result<CostLimit, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.cost_limit(&provider))
+            .await
+    }
+
+    /// [`set_cost_limit`](Self::set_cost_limit) without blocking the runtime.
+    pub async fn set_cost_limit_async(
+        &self,
+        provider: &str,
+        limit: CostLimit,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_cost_limit(&provider, limit))
+            .await
+    }
+
+    /// [`hardware_info`](Self::hardware_info) without blocking the runtime.
+    pub async fn hardware_info_async(
+        &self,
+        provider: &str,
+    ) -> Result<Option<HardwareInfo>, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.hardware_info(&provider))
+            .await
+    }
+
+    /// [`set_hardware_info`](Self::set_hardware_info) without blocking the runtime.
+    pub async fn set_hardware_info_async(
+        &self,
+        provider: &str,
+        info: HardwareInfo,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_hardware_info(&provider, &info))
+            .await
+    }
 }

@@ -324,6 +324,40 @@ impl CredentialStore {
         self.reseal(true)
     }
 
+    /// [`mark_used`](Self::mark_used) without blocking the runtime.
+    pub async fn mark_used_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.mark_used(user_id, &provider, &name)).await
+    }
+
+    /// [`deactivate`](Self::deactivate) without blocking the runtime.
+    pub async fn deactivate_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.deactivate(user_id, &provider, &name)).await
+    }
+
+    /// [`encrypt_plaintext`](Self::encrypt_plaintext) without blocking the runtime.
+    pub async fn encrypt_plaintext_async(&self) -> Result<MaintenanceReport, StoreError> {
+        let store = self.clone();
+        unblock(move || store.encrypt_plaintext()).await
+    }
+
+    /// [`rotate_to_current_key`](Self::rotate_to_current_key) without blocking the runtime.
+    pub async fn rotate_to_current_key_async(&self) -> Result<MaintenanceReport, StoreError> {
+        let store = self.clone();
+        unblock(move || store.rotate_to_current_key()).await
+    }
+
     fn reseal(&self, rotate: bool) -> Result<MaintenanceReport, StoreError> {
         let db = self.db();
         let cipher = &self.inner.cipher;

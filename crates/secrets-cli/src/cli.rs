@@ -204,7 +204,8 @@ pub(crate) enum ConfigCommand {
     Set {
         /// The cloud provider
         provider: String,
-        /// The JSON object; read from stdin when omitted
+        /// The JSON object; read from stdin when omitted. Prefer stdin when it holds a
+        /// credential (webhook_secret): arguments are visible to other users in the process list.
         json: Option<String>,
     },
     /// Merge a JSON object into a provider's configuration (each key given replaces the
@@ -212,7 +213,7 @@ pub(crate) enum ConfigCommand {
     Update {
         /// The cloud provider
         provider: String,
-        /// The JSON object; read from stdin when omitted
+        /// The JSON object; read from stdin when omitted (prefer stdin for credentials)
         json: Option<String>,
     },
     /// Delete a provider's configuration (exit 1 when it had none)

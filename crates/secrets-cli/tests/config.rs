@@ -267,6 +267,16 @@ fn audit_verify_exits_3_and_names_the_first_tampered_row() {
     assert_eq!(report["valid"], false);
     assert_eq!(report["broken_links"][0]["id"], 3);
     assert_eq!(report["broken_links"][0]["tampering"], "modified");
+    // Stored text cannot forge or hide lines of the listing.
+    audit
+        .execute(
+            "UPDATE audit_log SET action = 'two\nlines\x1b[31m' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+    let r = sb.run(&["audit", "list"]);
+    assert_eq!(r.stdout.lines().count(), 5, "{}", r.stdout);
+    assert!(r.stdout.contains("two\\nlines\\u{1b}[31m"), "{}", r.stdout);
     // Without the key that signed the chain there is nothing to check against.
     fs::remove_file(sb.state().join("audit.key")).unwrap();
     let r = sb.run(&["audit", "verify"]);

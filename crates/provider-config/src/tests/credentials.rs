@@ -384,3 +384,55 @@ fn a_rotation_that_fails_midway_leaves_every_row_as_it_was() {
     assert!(!events.contains(&"config.changed".to_owned()));
     let _: Option<AuditTrail> = None;
 }
+
+#[test]
+fn the_async_api_runs_on_the_blocking_pool() {
+    let f = Fixture::new();
+    let creds = store(&f, cipher());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        creds
+            .set_async(1, "replicate", "api_token", Secret::new("async-token"))
+            .await
+            .unwrap();
+        let got = creds.get_async(1, "replicate", "api_token").await.unwrap();
+        assert_eq!(got.unwrap().expose(), "async-token");
+        assert!(
+            creds
+                .mark_used_async(1, "replicate", "api_token")
+                .await
+                .unwrap()
+        );
+        assert_eq!(creds.list_for_user_async(1, None).await.unwrap().len(), 1);
+        assert_eq!(
+            creds
+                .encrypt_plaintext_async()
+                .await
+                .unwrap()
+                .credentials_unchanged,
+            1
+        );
+        assert_eq!(
+            creds
+                .rotate_to_current_key_async()
+                .await
+                .unwrap()
+                .credentials_rotated,
+            0
+        );
+        assert!(
+            creds
+                .deactivate_async(1, "replicate", "api_token")
+                .await
+                .unwrap()
+        );
+        assert!(
+            creds
+                .delete_async(1, "replicate", "api_token")
+                .await
+                .unwrap()
+        );
+    });
+}

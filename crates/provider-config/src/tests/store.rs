@@ -475,6 +475,43 @@ fn the_async_api_never_blocks_and_loads_once() {
             .unwrap();
         assert_eq!(merged.len(), 2);
         assert_eq!(f.store.list_async().await.unwrap(), ["replicate"]);
+        let limit = CostLimit {
+            enabled: true,
+            ..CostLimit::default()
+        };
+        f.store
+            .set_cost_limit_async("replicate", limit)
+            .await
+            .unwrap();
+        assert_eq!(f.store.cost_limit_async("replicate").await.unwrap(), limit);
+        let secret = crate::Secret::new("async-hook");
+        f.store
+            .set_webhook_secret_async("replicate", Some(secret.clone()))
+            .await
+            .unwrap();
+        let webhook = f.store.webhook_config_async("replicate").await.unwrap();
+        assert_eq!(webhook.secret, Some(secret));
+        let info = crate::hardware::default_hardware_info();
+        f.store
+            .set_hardware_info_async("replicate", info.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            f.store.hardware_info_async("replicate").await.unwrap(),
+            Some(info)
+        );
+        f.store
+            .set_webhook_secret_async("replicate", None)
+            .await
+            .unwrap();
+        assert!(
+            f.store
+                .webhook_config_async("replicate")
+                .await
+                .unwrap()
+                .secret
+                .is_none()
+        );
         assert!(f.store.delete_async("replicate").await.unwrap());
         assert!(f.store.get_async("replicate").await.unwrap().is_empty());
     });

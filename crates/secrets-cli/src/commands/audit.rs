@@ -115,9 +115,29 @@ fn line(entry: &AuditEntry) -> String {
         (None, None) => "-".to_owned(),
     };
     format!(
-        "{}\t{}\t{}\t{actor}\t{target}\t{}\n",
-        entry.id, entry.timestamp, entry.event_type, entry.action
+        "{}\t{}\t{}\t{}\t{}\t{}\n",
+        entry.id,
+        printable(&entry.timestamp),
+        printable(&entry.event_type),
+        printable(&actor),
+        printable(&target),
+        printable(&entry.action)
     )
+}
+
+/// A stored field as one line of text: control characters (a newline, a terminal escape
+/// written into the database) are shown escaped, so a row cannot forge or hide other lines.
+fn printable(field: &str) -> String {
+    field
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn summary(report: &ChainReport) -> String {
