@@ -122,5 +122,10 @@ struct RepositoryReadme;
 #[doc = include_str!("../README.md")]
 struct CrateReadme;
 
+// The provider-config guide's examples compile and run as shown.
+#[cfg(all(doctest, feature = "config"))]
+#[doc = include_str!("../../../docs/provider-config.md")]
+struct ProviderConfigGuide;
+
 #[cfg(test)]
 mod tests;
