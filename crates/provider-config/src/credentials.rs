@@ -115,12 +115,13 @@ impl CredentialStore {
     /// The application's store: `<state>/cloud/jobs.db`, audited in `<state>/audit.db`,
     /// invalidating the global caches when a configuration credential changes.
     pub fn open(settings: &StoreSettings, cipher: CredentialCipher) -> Result<Self, StoreError> {
-        let mut store =
-            Self::open_path(&settings.jobs_db, cipher, Some(AuditTrail::open(settings)?))?;
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.invalidator = Some(global_invalidator());
-        }
-        Ok(store)
+        let audit = AuditTrail::open(settings)?;
+        Self::build(
+            &settings.jobs_db,
+            cipher,
+            Some(audit),
+            Some(global_invalidator()),
+        )
     }
 
     /// A store on an SQLite file, created when missing, optionally audited.
@@ -129,13 +130,22 @@ impl CredentialStore {
         cipher: CredentialCipher,
         audit: Option<AuditTrail>,
     ) -> Result<Self, StoreError> {
+        Self::build(path, cipher, audit, None)
+    }
+
+    fn build(
+        path: &Path,
+        cipher: CredentialCipher,
+        audit: Option<AuditTrail>,
+        invalidator: Option<Arc<dyn CacheInvalidator>>,
+    ) -> Result<Self, StoreError> {
         let db = SqliteDb::open(path, &schema::JOBS_DB)?;
         Ok(Self {
             inner: Arc::new(CredInner {
                 backend: Backend::Sqlite(Arc::new(db)),
                 cipher: Arc::new(cipher),
                 audit,
-                invalidator: None,
+                invalidator,
             }),
             actor: Actor::default(),
         })
