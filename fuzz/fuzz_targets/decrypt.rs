@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = CIPHER.rotate(text);
     let _ = CIPHER.needs_rotation(text);
-    let _ = CIPHER.decrypt_token(text, Some(u64::from(data.first().copied().unwrap_or(0))), 499_162_800);
+    let _ = CIPHER.decrypt_token(
+        text,
+        Some(u64::from(data.first().copied().unwrap_or(0))),
+        499_162_800,
+    );
     let _ = CIPHER.decrypt_token(text, None, u64::MAX);
 });

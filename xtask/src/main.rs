@@ -32,7 +32,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru>; config: cached provider configuration
          beside an uncached database read (target/bench/*.json)
-  fuzz   run the credential decrypt fuzz target (cargo-fuzz, nightly) for SECONDS (60)
+  fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
+         (cargo-fuzz, nightly); ci runs each for 10 s
 
 Cargo tools are installed into $SECRETS_XTASK_TOOLS, else $XDG_CACHE_HOME/secrets-xtask,
 else ~/.cache/secrets-xtask (never into ~/.cargo/bin), and reused by later runs and clones.";
@@ -150,7 +151,7 @@ fn execute(task: Task) -> Result<()> {
         Task::Ci => ci(&root)?,
         Task::Test => test(&root)?,
         Task::Bench(which) => bench::bench(&root, which)?,
-        Task::Fuzz { seconds } => fuzz(seconds)?,
+        Task::Fuzz { seconds } => fuzz(&root, seconds)?,
         Task::Help(usage) => println!("{usage}"),
     }
     println!("xtask: all done in {:.0?}", started.elapsed());
@@ -173,22 +174,42 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the decrypt fuzz target for a while (installing cargo-fuzz into the tools cache
-/// when missing).
-fn fuzz(seconds: u32) -> Result<()> {
+/// The fuzz targets under `fuzz/`: name, and the libFuzzer dictionary and seed corpus the
+/// target starts from (paths below `fuzz/`), if any.
+const FUZZ_TARGETS: &[(&str, Option<&str>, Option<&str>)] = &[
+    ("decrypt", None, None),
+    (
+        "secrets_file",
+        Some("secrets_file.dict"),
+        Some("seeds/secrets_file"),
+    ),
+];
+
+/// How long `cargo xtask ci` fuzzes each target: a smoke test that the targets build and
+/// their oracles hold on a first batch of inputs. Longer runs: `cargo xtask fuzz SECONDS`.
+const CI_FUZZ_SECONDS: u32 = 10;
+
+/// Runs every fuzz target for `seconds` (installing cargo-fuzz into the tools cache when
+/// missing; it needs the nightly toolchain).
+fn fuzz(root: &Path, seconds: u32) -> Result<()> {
     let cargo_fuzz = tools::ensure(&tools::CARGO_FUZZ)?;
-    run(cargo_fuzz
-        .rustup_cargo()
-        .args([
-            "+nightly",
-            "fuzz",
-            "run",
-            "decrypt",
-            "--fuzz-dir",
-            "fuzz",
-            "--",
-        ])
-        .arg(format!("-max_total_time={seconds}")))
+    for (target, dict, seeds) in FUZZ_TARGETS {
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)
+            .with_context(|| format!("creating {}", corpus.display()))?;
+        let mut cmd = cargo_fuzz.rustup_cargo();
+        cmd.args(["+nightly", "fuzz", "run", target, "--fuzz-dir", "fuzz"])
+            .arg(&corpus);
+        if let Some(seeds) = seeds {
+            cmd.arg(root.join("fuzz").join(seeds));
+        }
+        cmd.arg("--").arg(format!("-max_total_time={seconds}"));
+        if let Some(dict) = dict {
+            cmd.arg(format!("-dict={}", root.join("fuzz").join(dict).display()));
+        }
+        step(&format!("fuzz {target} for {seconds} s"), || run(&mut cmd))?;
+    }
+    Ok(())
 }
 
 /// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
@@ -257,7 +278,8 @@ fn ci(root: &Path) -> Result<()> {
         run(cargo_deny
             .cargo()
             .args(["deny", "check", "bans", "licenses", "sources"]))
-    })
+    })?;
+    fuzz(root, CI_FUZZ_SECONDS)
 }
 
 fn test(root: &Path) -> Result<()> {

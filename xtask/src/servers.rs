@@ -35,7 +35,8 @@ pub(crate) const SERVERS: &[ServerSpec] = &[];
 
 /// Python packages the tests use directly (for example to cross-check formats).
 /// `cryptography`: the Python Fernet that the credential-crypto tests cross-check against.
-pub(crate) const EXTRA_PACKAGES: &[&str] = &["cryptography"];
+/// `PyYAML`: the YAML 1.1 reader of the original server, for the secrets-file round trips.
+pub(crate) const EXTRA_PACKAGES: &[&str] = &["cryptography", "PyYAML"];
 
 /// A running server; stopped (killed by PID and reaped) on drop.
 pub(crate) struct RunningServer {

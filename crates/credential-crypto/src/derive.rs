@@ -33,6 +33,11 @@ impl FernetKey {
                 origin: "the caller".to_owned(),
             });
         }
+        Ok(Self::derive_any(passphrase, salt))
+    }
+
+    /// The derivation itself; the empty passphrase included.
+    fn derive_any(passphrase: &str, salt: &[u8]) -> Self {
         #[cfg(test)]
         DERIVATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut key = [0u8; 32];
@@ -44,12 +49,30 @@ impl FernetKey {
             passphrase.as_bytes(),
             &mut key,
         );
-        Ok(Self(key))
+        Self(key)
     }
 
     /// Like [`FernetKey::derive`], but each (salt, passphrase) pair is derived once per
     /// process. The cache is keyed by a SHA-256 digest, so it holds no passphrase.
     pub fn derive_cached(passphrase: &str, salt: &[u8]) -> Result<Self, CryptoError> {
+        if passphrase.is_empty() {
+            return Err(CryptoError::EmptyPassphrase {
+                origin: "the caller".to_owned(),
+            });
+        }
+        Ok(Self::cached(passphrase, salt))
+    }
+
+    /// Like [`FernetKey::derive_cached`], accepting the empty passphrase: only for an empty
+    /// key file, which the original server used as is.
+    pub(crate) fn derive_cached_allowing_empty(
+        passphrase: &str,
+        salt: &[u8],
+    ) -> Result<Self, CryptoError> {
+        Ok(Self::cached(passphrase, salt))
+    }
+
+    fn cached(passphrase: &str, salt: &[u8]) -> Self {
         static CACHE: Mutex<Option<HashMap<[u8; 32], FernetKey>>> = Mutex::new(None);
         let id = cache_id(passphrase, salt);
         if let Some(key) = CACHE
@@ -58,17 +81,17 @@ impl FernetKey {
             .as_ref()
             .and_then(|c| c.get(&id))
         {
-            return Ok(key.clone());
+            return key.clone();
         }
         // Derive outside the lock: two threads may both derive once, nobody waits 20 ms on
         // somebody else's passphrase.
-        let key = Self::derive(passphrase, salt)?;
+        let key = Self::derive_any(passphrase, salt);
         CACHE
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(HashMap::new)
             .insert(id, key.clone());
-        Ok(key)
+        key
     }
 
     /// Parses a URL-safe base64 Fernet key (44 characters with padding).

@@ -1,11 +1,16 @@
 //! Where the passphrase comes from, in priority order:
 //!
 //! 1. the environment variable `<APP>_CREDENTIAL_KEY` (`SIMPLETUNER_CREDENTIAL_KEY`), if non-empty;
-//! 2. the key file `~/.<app>/credential.key`: the passphrase on its first line, trimmed;
+//! 2. the key file `~/.<app>/credential.key`: the whole file with surrounding whitespace
+//!    stripped is ONE passphrase, exactly as the original reads it (a two-line
+//!    `openssl rand -base64 64` file is one passphrase with a newline inside). An empty key
+//!    file gave the original the empty passphrase; it is used too, with a loud warning that
+//!    recommends rotation;
 //! 3. otherwise a new passphrase (32 random bytes, URL-safe base64) saved to that file.
 //!
 //! Previous passphrases, accepted for decryption only during a key rotation, come from
-//! `<APP>_CREDENTIAL_KEY_PREVIOUS` (one per line) and from further lines of the key file.
+//! `<APP>_CREDENTIAL_KEY_PREVIOUS` and from the file `credential.key.previous` next to the key
+//! file (one passphrase per line in both).
 //!
 //! The key file is created with mode 0600 from the start (a private temporary file, linked
 //! into place with `O_EXCL` semantics), its directory 0700; when two processes start at once,
@@ -29,6 +34,12 @@ use crate::{CredentialCipher, CryptoError, DEFAULT_SALT, FernetKey};
 
 /// The name of the key file in `~/.<app>/`.
 pub const KEY_FILE_NAME: &str = "credential.key";
+
+/// The suffix of the file of previous passphrases, next to the key file.
+const PREVIOUS_KEYS_SUFFIX: &str = ".previous";
+
+/// Largest key file accepted (a passphrase is a line, not a document).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// Where the current passphrase came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +81,16 @@ impl Keyring {
 
     /// The cipher for this keyring with another salt.
     pub fn cipher_with_salt(&self, salt: &[u8]) -> Result<CredentialCipher, CryptoError> {
-        let derive = |p: &Secret| FernetKey::derive_cached(p.expose(), salt);
+        // An empty passphrase is refused everywhere except from a key file, where the
+        // original server used it (see the module documentation).
+        let from_file = matches!(self.origin, KeyOrigin::File(_) | KeyOrigin::Generated(_));
+        let derive = |p: &Secret| {
+            if p.is_empty() && from_file {
+                FernetKey::derive_cached_allowing_empty(p.expose(), salt)
+            } else {
+                FernetKey::derive_cached(p.expose(), salt)
+            }
+        };
         let mut cipher = CredentialCipher::new(&derive(&self.current)?);
         for previous in &self.previous {
             cipher = cipher.with_previous(&derive(previous)?);
@@ -180,30 +200,34 @@ impl KeyLoader {
                 .map_err(CryptoError::Locate)?
                 .join(KEY_FILE_NAME),
         };
-        let (mut lines, origin) = match read_key_file(&path)? {
-            Some(lines) => (lines, KeyOrigin::File(path)),
-            None => match create_key_file(&path)? {
-                Created::Ours => (
-                    read_key_file(&path)?.unwrap_or_default(),
-                    KeyOrigin::Generated(path),
-                ),
-                Created::Existing => (
-                    read_key_file(&path)?.unwrap_or_default(),
-                    KeyOrigin::File(path),
-                ),
-            },
+        let (current, origin) = match read_key_file(&path)? {
+            Some(current) => (current, KeyOrigin::File(path.clone())),
+            None => {
+                let created = create_key_file(&path)?;
+                let current = read_key_file(&path)?.ok_or_else(|| CryptoError::KeyFile {
+                    path: path.clone(),
+                    problem: "it disappeared right after it was created".to_owned(),
+                })?;
+                let origin = match created {
+                    Created::Ours => KeyOrigin::Generated(path.clone()),
+                    Created::Existing => KeyOrigin::File(path.clone()),
+                };
+                (current, origin)
+            }
         };
-        if lines.is_empty() {
-            return Err(CryptoError::KeyFile {
-                path: origin_path(&origin),
-                problem: "the file is empty".to_owned(),
-            });
+        if current.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                "the credential key file is empty: the original server used the empty \
+                 passphrase in that case, so it is used to decrypt; anyone can decrypt these \
+                 credentials: rotate to a real key now (see docs/credential-encryption.md)"
+            );
         }
-        let current = lines.remove(0);
-        lines.append(&mut previous);
+        let mut from_file = read_previous_file(&previous_keys_path(&path))?;
+        from_file.append(&mut previous);
         Ok(Keyring {
             current,
-            previous: lines,
+            previous: from_file,
             origin,
         })
     }
@@ -216,11 +240,20 @@ impl KeyLoader {
     }
 }
 
-fn origin_path(origin: &KeyOrigin) -> PathBuf {
-    match origin {
-        KeyOrigin::File(p) | KeyOrigin::Generated(p) => p.clone(),
-        KeyOrigin::Environment(v) => PathBuf::from(format!("${v}")),
-    }
+/// The file of previous passphrases next to a key file: `credential.key.previous`.
+pub fn previous_keys_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_else(|| KEY_FILE_NAME.into());
+    name.push(PREVIOUS_KEYS_SUFFIX);
+    key_file.with_file_name(name)
+}
+
+/// Strips whitespace as Python's `str.strip()` does (it also counts the ASCII separators
+/// U+001C..U+001F as whitespace), so a key file reads as the original read it.
+fn python_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 fn non_empty_lines(text: &str) -> Vec<Secret> {
@@ -231,27 +264,41 @@ fn non_empty_lines(text: &str) -> Vec<Secret> {
         .collect()
 }
 
-/// The passphrases in a key file; `None` when it does not exist.
-fn read_key_file(path: &Path) -> Result<Option<Vec<Secret>>, CryptoError> {
+/// The text of a key file, read safely (a regular file of bounded size: a FIFO or a link to
+/// `/dev/zero` is an error at once); `None` when it does not exist.
+fn read_text(path: &Path, what: &str) -> Result<Option<Zeroizing<String>>, CryptoError> {
     let key_file_error = |problem: String| CryptoError::KeyFile {
         path: path.to_owned(),
         problem,
     };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(key_file_error(format!("cannot be read: {e}"))),
+    let Some(mut bytes) = private_fs::read_regular_file(path, MAX_KEY_FILE_BYTES)
+        .map_err(|e| key_file_error(format!("cannot be read: {e}")))?
+    else {
+        return Ok(None);
     };
     if let Ok(meta) = fs::metadata(path) {
-        private_fs::warn_if_exposed(path, &meta, "credential key file");
+        private_fs::warn_if_unsafe(path, &meta, what);
     }
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| key_file_error("the content is not valid UTF-8".to_owned()))?;
-    let lines = non_empty_lines(text);
-    if lines.is_empty() {
-        return Err(key_file_error("the file is empty".to_owned()));
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(Some(Zeroizing::new(text))),
+        Err(e) => {
+            let mut lost = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut lost);
+            Err(key_file_error("the content is not valid UTF-8".to_owned()))
+        }
     }
-    Ok(Some(lines))
+}
+
+/// The passphrase of a key file (the whole file, stripped); `None` when it does not exist.
+fn read_key_file(path: &Path) -> Result<Option<Secret>, CryptoError> {
+    Ok(read_text(path, "credential key file")?.map(|text| Secret::new(python_strip(&text))))
+}
+
+/// The previous passphrases (one per line); none when the file does not exist.
+fn read_previous_file(path: &Path) -> Result<Vec<Secret>, CryptoError> {
+    Ok(read_text(path, "previous credential keys file")?
+        .map(|text| non_empty_lines(&text))
+        .unwrap_or_default())
 }
 
 /// Generates a passphrase and publishes it at `path` unless another process got there first

@@ -5,10 +5,11 @@
 //!   per passphrase per process ([`FernetKey::derive_cached`]).
 //! - **Stored format**: URL-safe base64 of the Fernet token, so a stored value is base64 twice
 //!   and starts with `Z0FBQUFB`.
-//! - **Keys** ([`KeyLoader`]): `SIMPLETUNER_CREDENTIAL_KEY` > `~/.simpletuner/credential.key` >
-//!   generated and saved (0600, race-safe, never overwritten).
+//! - **Keys** ([`KeyLoader`]): `SIMPLETUNER_CREDENTIAL_KEY` > `~/.simpletuner/credential.key`
+//!   (the whole file, stripped, as the original reads it) > generated and saved (0600,
+//!   race-safe, never overwritten).
 //! - **Rotation**: a [`CredentialCipher`] has one current key and any number of previous keys
-//!   (`SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS`, or further lines of the key file);
+//!   (`SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS`, or the lines of `credential.key.previous`);
 //!   [`CredentialCipher::rotate`] re-encrypts a stored value under the current key.
 //! - **Errors** ([`CryptoError`]) never echo the input, a plaintext or a passphrase.
 //!
@@ -40,7 +41,7 @@ pub use error::CryptoError;
 pub use global::{
     decrypt_credential, encrypt_credential, global_cipher, rotate_credential, set_global_cipher,
 };
-pub use keys::{KEY_FILE_NAME, KeyLoader, KeyOrigin, Keyring};
+pub use keys::{KEY_FILE_NAME, KeyLoader, KeyOrigin, Keyring, previous_keys_path};
 pub use private_fs::AppName;
 pub use secret_value::Secret;
 

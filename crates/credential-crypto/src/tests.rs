@@ -348,35 +348,70 @@ fn a_broken_key_file_is_an_error_and_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app/credential.key");
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    for (content, problem) in [
-        (&b"  \n\n"[..], "empty"),
-        (&[0xff, 0xfe, 0x00][..], "UTF-8"),
-    ] {
-        fs::write(&path, content).unwrap();
-        let err = loader(&dir, &[]).load().unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains(problem) && text.contains("left untouched"),
-            "{text}"
-        );
-        assert_eq!(
-            fs::read(&path).unwrap(),
-            content,
-            "the file was not touched"
-        );
-    }
+    let content = [0xff, 0xfe, 0x00];
+    fs::write(&path, content).unwrap();
+    let text = loader(&dir, &[]).load().unwrap_err().to_string();
+    assert!(
+        text.contains("UTF-8") && text.contains("left untouched"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        content,
+        "the file was not touched"
+    );
     fs::remove_file(&path).unwrap();
     fs::create_dir(&path).unwrap();
     let err = loader(&dir, &[]).load().unwrap_err();
-    assert!(err.to_string().contains("cannot be read"), "{err}");
+    assert!(err.to_string().contains("a directory"), "{err}");
 }
 
 #[test]
-fn the_key_file_is_trimmed_and_extra_lines_are_previous_keys() {
+fn a_fifo_or_a_link_to_a_device_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app/credential.key");
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(&path, "  new-pass \n\nold-pass\n").unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let started = std::time::Instant::now();
+    let err = loader(&dir, &[]).load().unwrap_err();
+    assert!(err.to_string().contains("a device"), "{err}");
+    fs::remove_file(&path).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = loader(&dir, &[]).load().unwrap_err();
+    assert!(err.to_string().contains("a FIFO"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn the_whole_key_file_stripped_is_one_passphrase_as_in_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app/credential.key");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // What `openssl rand -base64 64` writes: two lines. Python's read_text().strip() keeps
+    // the inner newline; so do we.
+    fs::write(&path, "\u{1f} line-one\nline-two\n\n").unwrap();
+    let ring = loader(&dir, &[]).load().unwrap();
+    assert_eq!(ring.current.expose(), "line-one\nline-two");
+    assert!(ring.previous.is_empty());
+}
+
+#[test]
+fn previous_keys_come_from_their_own_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app/credential.key");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, "  new-pass \n").unwrap();
+    fs::write(previous_keys_path(&path), "old-pass\n\n").unwrap();
+    assert_eq!(
+        previous_keys_path(&path),
+        dir.path().join("app/credential.key.previous")
+    );
     let ring = loader(
         &dir,
         &[("SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS", "older-pass\n")],
@@ -401,6 +436,31 @@ fn the_key_file_is_trimmed_and_extra_lines_are_previous_keys() {
     let current_only = CredentialCipher::from_passphrase("new-pass").unwrap();
     assert_eq!(current_only.decrypt(&rotated).unwrap().expose(), "v2");
     assert!(current_only.decrypt(&older).is_err());
+}
+
+#[test]
+fn an_empty_key_file_is_the_empty_passphrase_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app/credential.key");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, "  \n\n").unwrap();
+    let ring = loader(&dir, &[]).load().unwrap();
+    assert!(ring.current.is_empty());
+    let cipher = ring.cipher().unwrap();
+    // The original derived its key from "" in this case.
+    let key = FernetKey::derive_cached_allowing_empty("", DEFAULT_SALT).unwrap();
+    let stored = CredentialCipher::new(&key).encrypt("from-the-original");
+    assert_eq!(
+        cipher.decrypt(&stored).unwrap().expose(),
+        "from-the-original"
+    );
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "  \n\n",
+        "never replaced"
+    );
+    // Elsewhere the empty passphrase stays refused.
+    assert!(CredentialCipher::from_passphrase("").is_err());
 }
 
 #[test]

@@ -33,6 +33,7 @@
 mod lock;
 mod names;
 mod perms;
+mod read;
 #[cfg(feature = "tokio")]
 mod unblock;
 mod write;
@@ -42,10 +43,16 @@ pub use names::{
     AppName, DEFAULT_APP_NAME, InvalidAppName, LocateError, app_dir, expand_home, home_dir,
     read_var, state_dir,
 };
-pub use perms::{create_private_dir, is_exposed, private_options, sync_dir, warn_if_exposed};
+pub use perms::{
+    create_private_dir, is_exposed, private_options, sync_dir, warn_if_exposed, warn_if_unsafe,
+};
+pub use read::read_regular_file;
 #[cfg(feature = "tokio")]
 pub use unblock::unblock;
-pub use write::{Created, create_new, create_temp, is_temp_of, temp_path, write_atomic};
+pub use write::{
+    Created, create_new, create_temp, is_temp_of, resolve_link, stale_temps, temp_path,
+    write_atomic,
+};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

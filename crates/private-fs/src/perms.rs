@@ -74,6 +74,59 @@ pub fn warn_if_exposed(path: &Path, meta: &fs::Metadata, what: &str) {
     }
 }
 
+/// The effective user id (`None` off Unix).
+pub(crate) fn effective_uid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Warns, as ssh's `StrictModes` refuses, about a secret file that others could read or
+/// replace: readable by group or others; owned by another user; in a directory that is
+/// writable by group or others or owned by another user (root excepted). `what` names the
+/// file in the message (`secrets file`, `credential key file`).
+pub fn warn_if_unsafe(path: &Path, meta: &fs::Metadata, what: &str) {
+    warn_if_exposed(path, meta, what);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Some(me) = effective_uid() else { return };
+        if me != 0 && meta.uid() != me {
+            tracing::warn!(
+                path = %path.display(),
+                owner = meta.uid(),
+                "{what} is owned by another user"
+            );
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if let Ok(dir_meta) = fs::metadata(dir) {
+            let sticky = dir_meta.mode() & 0o1000 != 0;
+            if dir_meta.mode() & 0o022 != 0 && !sticky {
+                tracing::warn!(
+                    path = %dir.display(),
+                    mode = format_args!("{:o}", dir_meta.mode() & 0o7777),
+                    "the directory of the {what} is writable by group or others, who could replace the file; run chmod go-w on it"
+                );
+            }
+            if dir_meta.uid() != me && dir_meta.uid() != 0 {
+                tracing::warn!(
+                    path = %dir.display(),
+                    owner = dir_meta.uid(),
+                    "the directory of the {what} is owned by another user, who could replace the file"
+                );
+            }
+        }
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

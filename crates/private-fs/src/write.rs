@@ -86,19 +86,94 @@ fn write_temp(target: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     }
 }
 
+/// The file a write to `path` should replace: `path` itself, or, when `path` is a symbolic
+/// link, the file it points to (so the link stays a link and its target is updated, as the
+/// original server's plain `open(path, "w")` did). A dangling link is an error: writing would
+/// create a file wherever the link points.
+pub fn resolve_link(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                let target = fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "it is a symbolic link to {target}, which does not exist; nothing was written"
+                    ),
+                )
+            } else {
+                e
+            }
+        }),
+        _ => Ok(path.to_owned()),
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: a private temporary file in the same directory
 /// is written, fsynced and renamed over `path`, then the directory is fsynced. Readers see
 /// the old or the new content, never a mix, and a crash leaves one of the two. Missing
 /// directories are created 0700; the new file is 0600.
+///
+/// When `path` is a symbolic link, its target is replaced (in the target's directory) and
+/// the link stays ([`resolve_link`]). When the file exists and belongs to another user (root
+/// updating a user's file), the new file gets the old owner and group.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(path);
+    let target = resolve_link(path)?;
+    let dir = parent_dir(&target);
     create_private_dir(dir)?;
-    let temp = write_temp(path, bytes)?;
-    if let Err(e) = fs::rename(&temp, path) {
+    let temp = write_temp(&target, bytes)?;
+    let result = keep_owner(&target, &temp).and_then(|()| fs::rename(&temp, &target));
+    if let Err(e) = result {
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
     sync_dir(dir)
+}
+
+/// Gives `temp` the owner and group of the existing `target`, when they differ (only root
+/// can; for anyone else an existing file of another user is replaced by one of their own).
+fn keep_owner(target: &Path, temp: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(old), Ok(new)) = (fs::metadata(target), fs::metadata(temp)) else {
+            return Ok(());
+        };
+        if (old.uid(), old.gid()) != (new.uid(), new.gid())
+            && crate::perms::effective_uid() == Some(0)
+        {
+            std::os::unix::fs::chown(temp, Some(old.uid()), Some(old.gid()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (target, temp);
+    Ok(())
+}
+
+/// Temporary files of [`temp_path`] for `target` that exist now. A writer that holds the
+/// target's [`LockFile`](crate::LockFile) knows every one of them was left by a writer that
+/// died (writers create them only under the lock), and removes them: they may hold an old
+/// copy of every secret.
+pub fn stale_temps(target: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = parent_dir(target);
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && is_temp_of(target, name).is_some()
+        {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// What [`create_new`] found.
@@ -184,6 +259,64 @@ mod tests {
         assert!(write_atomic(&path, b"new").is_err());
         assert_eq!(fs::read_to_string(path.join("inner")).unwrap(), "keep");
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn writes_go_through_links_and_dangling_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("s.json");
+        fs::write(&real, "old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        assert!(leftovers(&real_dir).is_empty() && leftovers(dir.path()).is_empty());
+
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink(dir.path().join("nowhere/x.json"), &dangling).unwrap();
+        let e = write_atomic(&dangling, b"x").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(!dir.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn root_keeps_the_owner_of_a_file_it_rewrites() {
+        use std::os::unix::fs::MetadataExt;
+        if crate::perms::effective_uid() != Some(0) {
+            // Only root can give a file away; for other users there is nothing to keep.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        fs::write(&path, "old").unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(4322)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn stale_temps_are_listed_for_their_target_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("s.json");
+        let mine = dir.path().join(".s.json.999999.1.tmp");
+        fs::write(&mine, "old secrets").unwrap();
+        fs::write(dir.path().join(".other.json.1.1.tmp"), "x").unwrap();
+        assert_eq!(stale_temps(&target).unwrap(), [mine]);
+        assert!(
+            stale_temps(&dir.path().join("none/s.json"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

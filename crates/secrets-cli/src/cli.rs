@@ -92,10 +92,25 @@ fn parse_app_name(name: &str) -> Result<AppName, String> {
     AppName::new(name).map_err(|e| e.to_string())
 }
 
+/// A key: anything but empty (control characters are allowed, and escaped in messages).
+fn parse_key(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        Err("the key is empty".to_owned())
+    } else {
+        Ok(key.to_owned())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     #[command(flatten)]
     Chain(ChainCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Encrypt, decrypt or re-encrypt credentials (stdin to stdout, stored format)
     #[command(
         subcommand,
@@ -133,6 +148,7 @@ pub(crate) enum ChainCommand {
     /// Print a secret's value on stdout (exit 1 when not found)
     Get {
         /// The key, e.g. HF_TOKEN (the env provider also accepts hf-token)
+        #[arg(value_parser = parse_key)]
         key: String,
         /// Printed when no provider has the key (exit 0)
         #[arg(long, value_name = "V")]
@@ -146,9 +162,11 @@ pub(crate) enum ChainCommand {
     /// Store a secret in the writable provider (the secrets file)
     Set {
         /// The key
+        #[arg(value_parser = parse_key)]
         key: String,
-        /// The value; read from stdin when omitted (one trailing newline is dropped).
-        /// Prefer stdin: arguments are visible to other users in the process list.
+        /// The value; when omitted, typed without echo on a terminal, or read from stdin
+        /// (one trailing newline dropped). Prefer these: arguments are visible to other users
+        /// in the process list.
         value: Option<String>,
         /// Write to this provider of the chain instead of the default writer (the file)
         #[arg(long, value_name = "NAME")]
@@ -159,6 +177,7 @@ pub(crate) enum ChainCommand {
     /// Remove a secret from the writable provider (exit 1 when it was not there)
     Delete {
         /// The key
+        #[arg(value_parser = parse_key)]
         key: String,
         /// Delete from this provider of the chain instead of the default writer (the file)
         #[arg(long, value_name = "NAME")]

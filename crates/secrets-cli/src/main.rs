@@ -4,12 +4,13 @@
 mod chain;
 mod cli;
 mod commands;
+mod escape;
 mod failure;
 mod input;
 mod output;
 mod state;
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -45,10 +46,13 @@ fn init_logging(verbosity: u8) {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
+    // A one-shot command: no timestamps; colours only for a terminal.
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_max_level(level)
         .with_target(verbosity > 1)
+        .with_ansi(io::stderr().is_terminal())
+        .without_time()
         .init();
 }
 
@@ -60,6 +64,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Crypto(command) => commands::crypto::run(&app, &command),
         Command::Config(command) => commands::config::run(&app, &command),
         Command::Audit(command) => commands::audit::run(&app, &command),
+        Command::Completions { shell } => commands::completions::run(shell),
         Command::Chain(command) => {
             let args = command.chain_args().clone().or(&cli.chain);
             let config = chain::config(&app, &args)?;

@@ -3,7 +3,7 @@
 
 use secrets::AppName;
 use secrets::config::{Actor, CredentialStore, MaintenanceReport, StoreSettings};
-use secrets::crypto::KeyLoader;
+use secrets::crypto::{KeyLoader, KeyOrigin};
 
 use crate::failure::{Failure, exit};
 
@@ -32,10 +32,16 @@ pub(crate) fn credential_store(app: &AppName) -> Result<Option<CredentialStore>,
         );
         return Ok(None);
     }
-    let cipher = KeyLoader::new(app)
-        .load()
-        .and_then(|keyring| keyring.cipher())
-        .map_err(|e| Failure::new(exit::CRYPTO, e.to_string()))?;
+    let crypto = |e: secrets::crypto::CryptoError| Failure::new(exit::CRYPTO, e.to_string());
+    let keyring = KeyLoader::new(app).load().map_err(crypto)?;
+    if let KeyOrigin::Generated(path) = &keyring.origin {
+        eprintln!(
+            "secrets: generated a new credential key in {} (mode 0600). Back it up together \
+             with the database: without it, the stored credentials cannot be decrypted.",
+            path.display()
+        );
+    }
+    let cipher = keyring.cipher().map_err(crypto)?;
     Ok(Some(
         CredentialStore::open(&settings, cipher)?.acting_as(actor()),
     ))

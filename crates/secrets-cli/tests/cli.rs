@@ -1,97 +1,13 @@
 //! End-to-end tests of the `secrets` binary: each test runs it with a temporary HOME and an
 //! environment cleared of everything but what the test sets.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use tempfile::TempDir;
-
-struct Sandbox {
-    home: TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        Self {
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn app_dir(&self) -> PathBuf {
-        self.home.path().join(".simpletuner")
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let dir = self.app_dir();
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-        let path = dir.join(name);
-        fs::write(&path, content).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        path
-    }
-
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secrets"));
-        cmd.args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(env.iter().copied());
-        cmd
-    }
-
-    fn run_with_stdin(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
-        let mut child = self
-            .command(args, env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        finish(child.wait_with_output().unwrap())
-    }
-
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        finish(
-            self.command(args, env)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap(),
-        )
-    }
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().expect("exited normally"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
+use common::{Run, Sandbox, finish, json, mode};
 
 #[test]
 fn env_wins_over_the_file_and_provenance_is_reported() {
@@ -219,13 +135,13 @@ fn yaml_stays_yaml() {
     assert_eq!(sb.run(&["set", "NEW", "two"], &[]).code, 0);
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
-        "EXISTING: one\nNEW: two\n"
+        "EXISTING: one\nNEW: \"two\"\n"
     );
     assert!(!sb.app_dir().join("secrets.json").exists());
     let explicit = sb.home.path().join("elsewhere/s.yml");
     let p = explicit.to_str().unwrap();
     assert_eq!(sb.run(&["--secrets-file", p, "set", "K", "v"], &[]).code, 0);
-    assert_eq!(fs::read_to_string(&explicit).unwrap(), "K: v\n");
+    assert_eq!(fs::read_to_string(&explicit).unwrap(), "K: \"v\"\n");
 }
 
 #[test]

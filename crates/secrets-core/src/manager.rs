@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ttl_cache::{CacheStats, TtlCache};
 
-use crate::{Clock, ErrorKind, ProviderError, Secret, SecretProvider, SecretsError};
+use crate::{Clock, ErrorKind, Location, ProviderError, Secret, SecretProvider, SecretsError};
 
 /// How long a resolved value is served from memory unless configured otherwise.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -172,6 +172,16 @@ impl SecretsManager {
             }
             match answer {
                 Ok(Some(value)) => {
+                    // Earlier failures would otherwise go unseen: the answer may be stale or
+                    // come from the wrong place.
+                    for error in &failures {
+                        tracing::warn!(
+                            provider = error.provider(),
+                            key,
+                            %error,
+                            "provider failed; the key was served by a later provider"
+                        );
+                    }
                     tracing::debug!(provider = provider.name(), key, "secret resolved");
                     let resolved = Resolved {
                         value,
@@ -181,7 +191,9 @@ impl SecretsManager {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(provider = provider.name(), key, %error, "provider failed; trying the next one");
+                    // Logged once: below when a later provider answers, otherwise the
+                    // caller gets it in the error.
+                    tracing::debug!(provider = provider.name(), key, %error, "provider failed; trying the next one");
                     failures.push(error);
                 }
             }
@@ -195,6 +207,15 @@ impl SecretsManager {
                 failures,
             })
         }
+    }
+
+    /// Where each available provider looks for `key`, in chain order (for "not found"
+    /// messages).
+    pub fn lookup_locations(&self, key: &str) -> Vec<(&str, Option<Location>)> {
+        self.providers
+            .iter()
+            .map(|p| (p.name(), p.lookup_location(key)))
+            .collect()
     }
 
     /// The provider that [`set`](Self::set) and [`delete`](Self::delete) write to, if any.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{ProviderError, Secret};
+use crate::{Location, ProviderError, Secret};
 
 /// A source of secrets: environment, file, remote store.
 ///
@@ -25,6 +25,13 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
 
     /// A real round trip to the backend, used by health checks (`secrets doctor`).
     async fn health(&self) -> Result<(), ProviderError>;
+
+    /// Where this provider looks for `key` (the variable name, the file), for "not found"
+    /// messages that say where to put it. `None` (the default) when there is nothing
+    /// specific to say.
+    fn lookup_location(&self, _key: &str) -> Option<Location> {
+        None
+    }
 
     /// For how long the answers this provider gives now stay fresh, if it keeps its own copy
     /// of a remote object (AWS, Vault): the time left until that copy expires. The manager

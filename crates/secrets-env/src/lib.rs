@@ -117,6 +117,10 @@ impl SecretProvider for EnvProvider {
     async fn health(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+
+    fn lookup_location(&self, key: &str) -> Option<Location> {
+        Some(Location::Variable(self.variable_name(key)))
+    }
 }
 
 /// Turns a variable's raw content into the provider's answer.

@@ -2,20 +2,35 @@
 //!
 //! - **Format** by extension: `.yaml`/`.yml` are YAML, anything else JSON. A YAML file stays
 //!   YAML when written.
-//! - **Keys** match exactly. String values are returned as is, numbers and booleans as their
-//!   text; `null`, sequences and mappings are an error for that key naming the file.
+//! - **Keys** match exactly (a YAML key is the text of its scalar: `123: x` is key `123`).
+//!   Values are returned as written in the file: strings as is, numbers and booleans as
+//!   their text (`0123`, `0x1F`, `yes` and `123456789012345678901` stay exactly that).
+//!   `null` counts as missing (the chain goes on); sequences, mappings and mistagged values
+//!   (`!!int hunter2`) are an error for that key, naming the file, line and column.
 //! - **Location**: [`FileProvider::new`] takes a path, honoured even before the file exists
 //!   (writes create it); [`FileProvider::from_settings`] uses the configured path
 //!   ([`FileSettings`], `<APP>_SECRETS_FILE`) or else the first existing of
 //!   `~/.<app>/secrets.json`, `secrets.yaml`, `secrets.yml`, else `secrets.json`.
 //! - **Freshness**: each lookup stats the file and re-reads it only when its identity (inode),
-//!   size or modification time changed, so edits are seen without a restart.
-//! - **Errors**: a malformed file, or a top level that is not a mapping, is a
-//!   [`ErrorKind::Malformed`] error naming the file and line/column; no error carries a value.
-//! - **Writes** are atomic and locked (see [`FileProvider::set`](secrets_core::SecretProvider::set)):
-//!   two processes writing different keys lose nothing; the file is 0600 from creation and a
-//!   missing directory is created 0700. Comments in a YAML file are not preserved by writes.
-//! - A warning is logged when the file is readable by group or others.
+//!   size or modification time changed, so edits are seen without a restart. The default
+//!   file is chosen again at each lookup, so a file created later is found.
+//! - **Errors**: a malformed file, a top level that is not a mapping, a repeated key, more
+//!   than one YAML document, nesting deeper than 64 levels or a file over 1 MiB is an
+//!   [`ErrorKind::Malformed`] error naming the file and line/column; an unreadable directory
+//!   or file is an error, not an absent key; a directory, FIFO, device or dangling link where
+//!   the file should be is an error at once (never a hang). No error carries text from the
+//!   file other than key names.
+//! - **Writes** (see [`FileProvider::set`](secrets_core::SecretProvider::set)) change one
+//!   entry and leave every other byte of the file as it was (comments, order, formatting,
+//!   numbers as written), so the original server's PyYAML reads untouched entries as before;
+//!   new values are double-quoted. The result is parsed again and checked before it replaces
+//!   the file, atomically and under a lock: two processes writing different keys lose
+//!   nothing, the file is 0600 from creation, a missing directory is created 0700, a
+//!   symbolic link is written through (the link stays), root keeps a user's file owned by
+//!   that user, and temporary files left by a killed writer are removed by the next write.
+//!   The same parser serves reads and writes: what `get` accepts, `set` accepts.
+//! - A warning is logged when the file is readable by group or others, owned by another
+//!   user, or in a directory others can write to.
 //!
 //! ```
 //! use secrets_core::SecretProvider;
@@ -29,13 +44,18 @@
 //!     assert_eq!(provider.get("HF_TOKEN").await.unwrap().unwrap().expose(), "hf_x");
 //! });
 //! let text = std::fs::read_to_string(dir.path().join("secrets.yaml")).unwrap();
-//! assert_eq!(text, "HF_TOKEN: hf_x\n");
+//! assert_eq!(text, "HF_TOKEN: \"hf_x\"\n");
 //! ```
 
+mod document;
+mod edit;
+#[doc(hidden)]
+pub mod fuzzing;
+mod json;
 mod parse;
 mod write;
+mod yaml;
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -45,10 +65,10 @@ use std::time::SystemTime;
 
 use private_fs::{AppName, LocateError};
 use secrets_core::{ErrorKind, Location, ProviderError, Secret, SecretProvider, async_trait};
-use zeroize::Zeroizing;
 
-use parse::{Entry, ParseFailure, text_position};
-use write::Change;
+use document::{Document, MAX_FILE_BYTES, Value};
+use edit::Change;
+use parse::ParseFailure;
 
 /// The provider name used in provenance and errors.
 pub const PROVIDER_NAME: &str = "file";
@@ -107,8 +127,10 @@ impl FileSettings {
         lookup: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ProviderError> {
         let variable = app.var(SECRETS_FILE_VAR_SUFFIX);
-        let path = private_fs::read_var(lookup, &variable)
-            .map_err(|e| misconfigured(e, Location::Variable(variable.clone())))?;
+        let path = private_fs::read_var(lookup, &variable).map_err(|e| {
+            ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, e.to_string())
+                .with_location(Location::Variable(variable.clone()))
+        })?;
         Ok(Self {
             path: path.map(PathBuf::from),
         })
@@ -118,11 +140,6 @@ impl FileSettings {
 /// The suffix of the variable naming the secrets file: `<APP>_SECRETS_FILE`.
 pub const SECRETS_FILE_VAR_SUFFIX: &str = "SECRETS_FILE";
 
-fn misconfigured(error: LocateError, location: Location) -> ProviderError {
-    ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, error.to_string())
-        .with_location(location)
-}
-
 /// Reads and writes secrets in a JSON or YAML file.
 #[derive(Debug, Clone)]
 pub struct FileProvider {
@@ -131,15 +148,25 @@ pub struct FileProvider {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
-    format: Format,
+    target: Target,
     loaded: Mutex<Option<Loaded>>,
+}
+
+/// Which file the provider uses.
+#[derive(Debug)]
+enum Target {
+    /// A configured path.
+    Fixed(PathBuf),
+    /// The first existing of the default candidates, else the first one; chosen again at
+    /// each lookup.
+    FirstExisting(Vec<PathBuf>),
 }
 
 #[derive(Debug)]
 struct Loaded {
+    path: PathBuf,
     stamp: Stamp,
-    content: Result<HashMap<String, Entry>, ParseFailure>,
+    content: Result<Document, ParseFailure>,
 }
 
 /// What identifies a version of the file without reading it.
@@ -169,15 +196,21 @@ impl Stamp {
     }
 }
 
+fn io_error(operation: &'static str, path: &Path, source: io::Error) -> ProviderError {
+    ProviderError::io(PROVIDER_NAME, operation, Location::file(path), source)
+}
+
 impl FileProvider {
     /// A provider for this path. The file need not exist yet: lookups find nothing until it
     /// does, and writes create it.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
+        Self::with_target(Target::Fixed(path.into()))
+    }
+
+    fn with_target(target: Target) -> Self {
         Self {
             inner: Arc::new(Inner {
-                format: Format::from_path(&path),
-                path,
+                target,
                 loaded: Mutex::new(None),
             }),
         }
@@ -188,9 +221,13 @@ impl FileProvider {
     /// `~/.<app>/secrets.json`. Without a home directory to find it in, a
     /// [`ErrorKind::Misconfigured`] error.
     pub fn from_settings(app: &AppName, settings: &FileSettings) -> Result<Self, ProviderError> {
-        let path = match &settings.path {
+        match &settings.path {
             Some(path) => {
-                private_fs::expand_home(path).map_err(|e| misconfigured(e, Location::file(path)))?
+                let path = private_fs::expand_home(path).map_err(|e| {
+                    ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, e.to_string())
+                        .with_location(Location::file(path))
+                })?;
+                Ok(Self::new(path))
             }
             None => {
                 let candidates = default_paths(app).map_err(|e| {
@@ -200,24 +237,43 @@ impl FileProvider {
                         format!("cannot locate the default secrets file: {e}"),
                     )
                 })?;
-                candidates
-                    .iter()
-                    .find(|p| p.is_file())
-                    .unwrap_or(&candidates[0])
-                    .clone()
+                Ok(Self::with_target(Target::FirstExisting(candidates)))
             }
-        };
-        Ok(Self::new(path))
+        }
     }
 
-    /// The file this provider reads and writes.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// The file this provider reads and writes now (for a default location, the first
+    /// candidate that exists, else the first candidate).
+    pub fn path(&self) -> PathBuf {
+        self.locate().unwrap_or_else(|_| match &self.inner.target {
+            Target::Fixed(path) => path.clone(),
+            Target::FirstExisting(candidates) => candidates[0].clone(),
+        })
     }
 
-    /// The file's format.
+    /// The file's format (by the extension of [`path`](Self::path)).
     pub fn format(&self) -> Format {
-        self.inner.format
+        Format::from_path(&self.path())
+    }
+
+    /// The file to use now; an error when a candidate cannot be checked (for example a
+    /// directory without search permission): that is a failure, not an absent file.
+    fn locate(&self) -> Result<PathBuf, ProviderError> {
+        match &self.inner.target {
+            Target::Fixed(path) => Ok(path.clone()),
+            Target::FirstExisting(candidates) => {
+                for candidate in candidates {
+                    match fs::symlink_metadata(candidate) {
+                        Ok(_) => return Ok(candidate.clone()),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(io_error("looking for the secrets file", candidate, e));
+                        }
+                    }
+                }
+                Ok(candidates[0].clone())
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Loaded>> {
@@ -227,95 +283,141 @@ impl FileProvider {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn io_error(&self, operation: &'static str, source: io::Error) -> ProviderError {
-        ProviderError::io(
-            PROVIDER_NAME,
-            operation,
-            Location::file(&self.inner.path),
-            source,
-        )
-    }
-
     /// Runs `f` on the current content of the file, re-reading it only when it changed.
     /// `Ok(None)` when the file does not exist.
-    fn with_content<T>(
+    fn with_document<T>(
         &self,
-        f: impl FnOnce(&HashMap<String, Entry>) -> Result<T, ProviderError>,
+        f: impl FnOnce(&Path, &Document) -> Result<T, ProviderError>,
     ) -> Result<Option<T>, ProviderError> {
-        let path = &self.inner.path;
-        let meta = match fs::metadata(path) {
+        let path = self.locate()?;
+        let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(&path).is_ok() {
+                    // A dangling link: reading reports it with its target.
+                    return Err(match private_fs::read_regular_file(&path, 0) {
+                        Err(e) => io_error("reading", &path, e),
+                        Ok(_) => io_error("reading", &path, io::ErrorKind::NotFound.into()),
+                    });
+                }
                 *self.lock() = None;
                 return Ok(None);
             }
-            Err(e) => return Err(self.io_error("reading metadata of", e)),
+            Err(e) => return Err(io_error("reading metadata of", &path, e)),
         };
         let stamp = Stamp::of(&meta);
         let mut loaded = self.lock();
-        if loaded.as_ref().is_none_or(|l| l.stamp != stamp) {
-            private_fs::warn_if_exposed(path, &meta, "secrets file");
-            let bytes = match fs::read(path) {
-                Ok(bytes) => Zeroizing::new(bytes),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let fresh = loaded
+            .as_ref()
+            .is_some_and(|l| l.stamp == stamp && l.path == path);
+        if !fresh {
+            private_fs::warn_if_unsafe(&path, &meta, "secrets file");
+            let bytes = match private_fs::read_regular_file(&path, MAX_FILE_BYTES as u64) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
                     *loaded = None;
                     return Ok(None);
                 }
-                Err(e) => return Err(self.io_error("reading", e)),
+                Err(e) => {
+                    *loaded = None;
+                    return Err(io_error("reading", &path, e));
+                }
             };
             let content = match std::str::from_utf8(&bytes) {
-                Ok(text) => parse::parse(self.inner.format, text),
-                Err(e) => Err(ParseFailure::not_utf8(text_position(
+                Ok(text) => document::parse(Format::from_path(&path), text),
+                Err(e) => Err(ParseFailure::not_utf8(parse::text_position(
                     &bytes,
                     e.valid_up_to(),
                 ))),
             };
             tracing::debug!(path = %path.display(), ok = content.is_ok(), "secrets file (re)loaded");
-            *loaded = Some(Loaded { stamp, content });
+            *loaded = Some(Loaded {
+                path: path.clone(),
+                stamp,
+                content,
+            });
         }
         match loaded.as_ref().map(|l| &l.content) {
-            Some(Ok(map)) => f(map).map(Some),
-            Some(Err(failure)) => Err(failure.to_error(path)),
+            Some(Ok(doc)) => f(&path, doc).map(Some),
+            Some(Err(failure)) => Err(failure.to_error(&path)),
             None => Ok(None),
         }
     }
 
-    /// Looks a key up synchronously (the async trait method calls this).
+    /// Looks a key up synchronously (the async trait method calls this off the runtime).
     pub fn get_blocking(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
-        let found = self.with_content(|map| match map.get(key) {
+        let found = self.with_document(|path, doc| match doc.get(key) {
             None => Ok(None),
-            Some(Entry::Text(value)) => Ok(Some(value.clone())),
-            Some(Entry::Unsupported(kind)) => Err(ProviderError::new(
-                PROVIDER_NAME,
-                ErrorKind::InvalidValue,
-                format!("the value is {kind}; only strings, numbers and booleans can be secrets"),
-            )
-            .with_key(key)
-            .with_location(Location::file(&self.inner.path))),
+            Some(entry) => match &entry.value {
+                Value::Text(value) => Ok(Some(value.clone())),
+                Value::Null => Ok(None),
+                Value::Rejected(why) => Err(rejected(path, entry, why)),
+            },
         })?;
         Ok(found.flatten())
     }
 
     /// The keys in the file (sorted); empty when the file does not exist.
     pub fn keys(&self) -> Result<Vec<String>, ProviderError> {
-        let keys = self.with_content(|map| {
-            let mut keys: Vec<String> = map.keys().cloned().collect();
+        let keys = self.with_document(|_, doc| {
+            let mut keys: Vec<String> = doc.keys().map(str::to_owned).collect();
             keys.sort();
             Ok(keys)
         })?;
         Ok(keys.unwrap_or_default())
     }
 
+    /// Problems a write would not fix by itself: entries whose value cannot be a secret, and
+    /// temporary files left by an interrupted write (they may hold old secrets).
+    fn problems(&self) -> Result<Option<Vec<String>>, ProviderError> {
+        let path = self.locate()?;
+        let found = self.with_document(|_, doc| {
+            Ok(doc
+                .entries
+                .iter()
+                .filter_map(|entry| match &entry.value {
+                    Value::Rejected(why) => Some(format!(
+                        "key `{}` at line {}, column {}: the value is {why}",
+                        document::escape_key(&entry.key),
+                        entry.line,
+                        entry.column
+                    )),
+                    _ => None,
+                })
+                .collect::<Vec<_>>())
+        })?;
+        let target = private_fs::resolve_link(&path).unwrap_or(path);
+        let temps = private_fs::stale_temps(&target)
+            .map_err(|e| io_error("listing the directory of", &target, e))?;
+        if temps.is_empty() {
+            return Ok(found);
+        }
+        let mut problems = found.unwrap_or_default();
+        problems.push(format!(
+            "{} temporary file(s) left by an interrupted write, which may hold old secrets              (the next set or delete removes them): {}",
+            temps.len(),
+            temps
+                .iter()
+                .map(|t| t.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(Some(problems))
+    }
+
     /// Sets a key synchronously, with the guarantees described in the crate documentation.
     pub fn set_blocking(&self, key: &str, value: &Secret) -> Result<(), ProviderError> {
-        let result = write::apply(&self.inner.path, self.inner.format, key, Change::Set(value));
+        let path = self.locate()?;
+        let result = write::apply(&path, key, Change::Set(value));
         *self.lock() = None;
         result.map(drop)
     }
 
-    /// Deletes a key synchronously; `Ok(true)` when it existed.
+    /// Deletes a key synchronously; `Ok(true)` when it existed. Nothing is created when the
+    /// file does not exist.
     pub fn delete_blocking(&self, key: &str) -> Result<bool, ProviderError> {
-        let result = write::apply(&self.inner.path, self.inner.format, key, Change::Delete);
+        let path = self.locate()?;
+        let result = write::apply(&path, key, Change::Delete);
         *self.lock() = None;
         result
     }
@@ -328,8 +430,22 @@ impl FileProvider {
         let this = self.clone();
         private_fs::unblock(move || f(this))
             .await
-            .map_err(|e| self.io_error("running the file task", e))?
+            .map_err(|e| io_error("running the file task", &self.path(), e))?
     }
+}
+
+fn rejected(path: &Path, entry: &document::Entry, why: &str) -> ProviderError {
+    ProviderError::new(
+        PROVIDER_NAME,
+        ErrorKind::InvalidValue,
+        format!("the value is {why}; only strings, numbers and booleans can be secrets"),
+    )
+    .with_key(entry.key.clone())
+    .with_location(Location::file_at(
+        path,
+        Some(entry.line),
+        Some(entry.column),
+    ))
 }
 
 #[async_trait]
@@ -338,9 +454,16 @@ impl SecretProvider for FileProvider {
         PROVIDER_NAME
     }
 
-    /// True when the file exists.
+    /// True when the file exists, or when checking for it fails (so that the failure is
+    /// reported instead of the key looking absent).
     fn is_available(&self) -> bool {
-        self.inner.path.is_file()
+        match self.locate() {
+            Err(_) => true,
+            Ok(path) => match fs::symlink_metadata(&path) {
+                Ok(_) => true,
+                Err(e) => e.kind() != io::ErrorKind::NotFound,
+            },
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<Secret>, ProviderError> {
@@ -348,26 +471,37 @@ impl SecretProvider for FileProvider {
         self.off_thread(move |this| this.get_blocking(&key)).await
     }
 
-    /// Reads and parses the file; a missing file is reported as not found.
+    /// Reads and parses the file, and reports what a write would refuse or should clean up:
+    /// a missing file is not found; invalid values and leftover temporary files are errors.
     async fn health(&self) -> Result<(), ProviderError> {
-        let found = self
-            .off_thread(|this| this.with_content(|_| Ok(())))
-            .await?;
-        found.ok_or_else(|| {
-            ProviderError::new(
+        let problems = self.off_thread(|this| this.problems()).await?;
+        let path = self.path();
+        match problems {
+            None => Err(ProviderError::new(
                 PROVIDER_NAME,
                 ErrorKind::NotFound,
                 "the file does not exist",
             )
-            .with_location(Location::file(&self.inner.path))
-        })
+            .with_location(Location::file(&path))),
+            Some(problems) if problems.is_empty() => Ok(()),
+            Some(problems) => {
+                Err(
+                    ProviderError::new(PROVIDER_NAME, ErrorKind::InvalidValue, problems.join("; "))
+                        .with_location(Location::file(&path)),
+                )
+            }
+        }
+    }
+
+    fn lookup_location(&self, _key: &str) -> Option<Location> {
+        Some(Location::file(self.path()))
     }
 
     fn supports_writes(&self) -> bool {
         true
     }
 
-    /// Read-modify-write under an exclusive lock, through a 0600 temporary file, fsync and
+    /// Changes one entry under an exclusive lock, through a 0600 temporary file, fsync and
     /// rename, on a blocking thread.
     async fn set(&self, key: &str, value: &Secret) -> Result<(), ProviderError> {
         let (key, value) = (key.to_owned(), value.clone());

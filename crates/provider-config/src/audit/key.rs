@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use private_fs::Created;
@@ -147,11 +146,15 @@ impl AuditKey {
     }
 }
 
+/// Longest accepted audit key file (the original's is 32 bytes).
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
 fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io(path, "reading the audit key", e)),
+    // A regular file only: a FIFO or device planted at the path is an error, never a hang.
+    let Some(bytes) = private_fs::read_regular_file(path, MAX_KEY_FILE_LEN)
+        .map_err(|e| StoreError::io(path, "reading the audit key", e))?
+    else {
+        return Ok(None);
     };
     if let Ok(meta) = fs::metadata(path) {
         private_fs::warn_if_exposed(path, &meta, "audit key file");

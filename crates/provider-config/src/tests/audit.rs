@@ -591,3 +591,17 @@ fn a_lost_key_is_never_silently_replaced_for_an_existing_chain() {
     assert!(!settings.audit_key_file.exists());
     assert!(AuditKey::load_existing(&settings).unwrap().is_none());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_at_the_key_path_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let e = AuditKey::load_file(&path).unwrap_err();
+    assert!(matches!(e, StoreError::Io { .. }), "{e}");
+}

@@ -8,8 +8,9 @@ use secrets::config::{
 use serde_json::{Map, Value};
 
 use crate::cli::ConfigCommand;
+use crate::escape;
 use crate::failure::{Failure, exit};
-use crate::input::read_stdin_value;
+use crate::input::read_stdin_text;
 use crate::output::write_stdout;
 use crate::state;
 
@@ -56,7 +57,10 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
             if deleted {
                 Ok(0)
             } else {
-                eprintln!("secrets: provider `{provider}` has no configuration");
+                eprintln!(
+                    "secrets: provider `{}` has no configuration",
+                    escape::key(provider)
+                );
                 Ok(exit::NOT_FOUND)
             }
         }
@@ -77,7 +81,7 @@ fn writer(settings: &StoreSettings) -> Result<ConfigStore, Failure> {
 fn read_object(argument: Option<&str>) -> Result<Map<String, Value>, Failure> {
     let input = match argument {
         Some(text) => secrets::Secret::new(text),
-        None => read_stdin_value()?,
+        None => read_stdin_text(exit::USAGE)?,
     };
     // serde_json's messages give a position, never the text (which may hold a secret).
     match serde_json::from_str::<Value>(input.expose()) {
@@ -108,7 +112,8 @@ fn warn_about_plaintext(provider: &str, config: &CloudProviderConfig) {
             && !looks_encrypted(stored)
         {
             eprintln!(
-                "secrets: warning: `{key}` of provider `{provider}` is stored in plaintext; run `secrets crypto migrate-db`"
+                "secrets: warning: `{key}` of provider `{}` is stored in plaintext; run `secrets crypto migrate-db`",
+                escape::key(provider)
             );
         }
     }

@@ -2,12 +2,12 @@
 //! never the provider chain. (`migrate-db` and `rotate-db` have modules of their own.)
 
 use secrets::AppName;
-use secrets::crypto::{CredentialCipher, CryptoError, KeyLoader};
+use secrets::crypto::{CredentialCipher, CryptoError, KeyLoader, KeyOrigin};
 use zeroize::Zeroizing;
 
 use crate::cli::CryptoCommand;
 use crate::failure::{Failure, exit};
-use crate::input::read_stdin_value;
+use crate::input::read_stdin_text;
 use crate::output::write_stdout;
 
 fn failure(e: CryptoError) -> Failure {
@@ -28,11 +28,16 @@ pub(crate) fn run(app: &AppName, command: &CryptoCommand) -> Result<u8, Failure>
         }
         CryptoCommand::Rotate => |cipher, input| Ok(Zeroizing::new(cipher.rotate(input)?)),
     };
-    let input = read_stdin_value()?;
-    let cipher = KeyLoader::new(app)
-        .load()
-        .and_then(|keyring| keyring.cipher())
-        .map_err(failure)?;
+    let input = read_stdin_text(exit::CRYPTO)?;
+    let keyring = KeyLoader::new(app).load().map_err(failure)?;
+    if let KeyOrigin::Generated(path) = &keyring.origin {
+        eprintln!(
+            "secrets: generated a new credential key in {} (mode 0600). Back it up together \
+             with the data it protects: without it, stored credentials cannot be decrypted.",
+            path.display()
+        );
+    }
+    let cipher = keyring.cipher().map_err(failure)?;
     let output = transform(&cipher, input.expose()).map_err(failure)?;
     let mut line = Zeroizing::new(String::with_capacity(output.len() + 1));
     line.push_str(&output);

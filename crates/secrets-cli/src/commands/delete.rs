@@ -2,6 +2,7 @@
 
 use secrets::SecretsManager;
 
+use crate::escape;
 use crate::failure::{Failure, exit};
 
 pub(crate) async fn run(
@@ -16,7 +17,10 @@ pub(crate) async fn run(
     if existed {
         Ok(0)
     } else {
-        eprintln!("secrets: key `{key}` was not in the writable provider");
+        eprintln!(
+            "secrets: key `{}` was not in the writable provider",
+            escape::key(key)
+        );
         Ok(exit::NOT_FOUND)
     }
 }

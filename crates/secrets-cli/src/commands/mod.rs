@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod audit;
+pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod crypto;
 pub(crate) mod delete;
