@@ -275,7 +275,7 @@ impl ConfigStore {
     pub fn save(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &config)?;
-        let change = self.write(provider, "saving a provider configuration", |tx| {
+        let change = self.write("saving a provider configuration", |tx| {
             // A row that is not valid JSON is replaced: saving is how it gets fixed.
             let before = match config_rows::get_in(tx, provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
@@ -320,7 +320,7 @@ impl ConfigStore {
         validate_provider_name(provider)?;
         validate(provider, &updates)?;
         let mut stored = None;
-        let change = self.write(provider, "updating a provider configuration", |tx| {
+        let change = self.write("updating a provider configuration", |tx| {
             let before = match config_rows::get_in(tx, provider)? {
                 // Unlike the original, a broken row is not silently replaced by the update.
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
@@ -360,7 +360,7 @@ impl ConfigStore {
     /// Deletes a provider's configuration; whether there was one.
     pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
         let mut deleted = false;
-        let change = self.write(provider, "deleting a provider configuration", |tx| {
+        let change = self.write("deleting a provider configuration", |tx| {
             let before = match config_rows::get_in(tx, provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
                     .map(CloudProviderConfig::into_map)
@@ -387,7 +387,6 @@ impl ConfigStore {
 
     fn write<T>(
         &self,
-        _provider: &str,
         operation: &'static str,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
     ) -> Result<T, StoreError> {

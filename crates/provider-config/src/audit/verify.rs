@@ -148,11 +148,11 @@ fn vouches_for(
 fn explain_link(
     conn: &Connection,
     row: &RawRow,
-    previous: Option<(i64, &str)>,
+    previous: Option<i64>,
     explain: bool,
 ) -> Result<(Tampering, String), TxError> {
     let id = row.id;
-    let Some((prev_id, _)) = previous else {
+    let Some(prev_id) = previous else {
         return Ok((
             Tampering::Deleted,
             format!(
@@ -221,7 +221,7 @@ pub(crate) fn verify(
         row_macs_checked: 0,
     };
     let mut expected = String::new();
-    let mut previous: Option<(i64, String)> = None;
+    let mut previous: Option<i64> = None;
     let mut explained = 0;
     audit_rows::each(conn, |row| -> Result<(), TxError> {
         let id = row.id;
@@ -244,8 +244,7 @@ pub(crate) fn verify(
         if actual_previous != expected {
             let explain = explained < MAX_EXPLAINED;
             explained += 1;
-            let prev = previous.as_ref().map(|(i, h)| (*i, h.as_str()));
-            let (tampering, message) = explain_link(conn, &row, prev, explain)?;
+            let (tampering, message) = explain_link(conn, &row, previous, explain)?;
             report.broken_links.push(BrokenLink {
                 id,
                 error: LinkError::LinkMismatch,
@@ -279,7 +278,7 @@ pub(crate) fn verify(
             None => {}
         }
         expected = python_str(&row.entry_hash);
-        previous = Some((id, expected.clone()));
+        previous = Some(id);
         Ok(())
     })?;
     report.valid = report.broken_links.is_empty();
