@@ -43,7 +43,7 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 "#;
 
 /// Printed for `cargo xtask bench` without a known name.
-pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain|vault>
+pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain|vault|config>
 
   crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
   cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
@@ -55,7 +55,9 @@ pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain
           ttl-cache get (target/bench/secrets-chain.json)
   vault   lookups/s through env > file > vault with Vault warm (beside an in-memory provider
           in its place) and the HTTP requests of 1,000,000 lookups within one TTL, against
-          OpenBao (target/bench/secrets-vault.json)";
+          OpenBao (target/bench/secrets-vault.json)
+  config  provider-config: cached get_provider_config beside an uncached database read
+          (target/bench/provider-config.json)";
 
 /// The comparisons `cargo xtask bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub(crate) enum Bench {
     Aws,
     Chain,
     Vault,
+    Config,
 }
 
 impl Bench {
@@ -75,6 +78,7 @@ impl Bench {
             "aws" => Some(Self::Aws),
             "chain" => Some(Self::Chain),
             "vault" => Some(Self::Vault),
+            "config" => Some(Self::Config),
             _ => None,
         }
     }
@@ -87,6 +91,7 @@ pub(crate) fn bench(root: &Path, which: Bench) -> Result<()> {
         Bench::Aws => aws(root),
         Bench::Chain => chain(root),
         Bench::Vault => vault(root),
+        Bench::Config => config(root),
     }
 }
 
@@ -307,5 +312,85 @@ fn vault(root: &Path) -> Result<()> {
     let path = out_dir.join("secrets-vault.json");
     fs::write(&path, serde_json::to_string_pretty(&document)?)?;
     println!("\n{table}\nwritten to {}", path.display());
+    Ok(())
+}
+
+/// provider-config: `ConfigStore::get` through the cache beside the same read without it and
+/// beside the original's new-connection-per-read, interleaved in one process per run.
+fn config(root: &Path) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "provider-config",
+        "--example",
+        "config_bench",
+    ]))?;
+    let bin = root.join("target/release/examples/config_bench");
+    let budget = "0.5";
+    let mut runs = Vec::new();
+    for round in 1..=ROUNDS {
+        println!("run {round}/{ROUNDS}");
+        runs.push(json_of(Command::new(&bin).arg(budget))?);
+    }
+    let field = |path: &[&str]| -> f64 {
+        median(
+            runs.iter()
+                .filter_map(|r| path.iter().try_fold(r, |v, k| v.get(*k))?.as_f64())
+                .collect(),
+        )
+    };
+    let mut table = String::from("| read | ops/s | p50 | p99 |\n|---|---|---|---|\n");
+    let mut workloads = serde_json::Map::new();
+    for (key, label) in [
+        ("cached", "get_provider_config, cached"),
+        ("uncached", "uncached database read (pooled connection)"),
+        (
+            "new_connection",
+            "original-style read (new connection per read)",
+        ),
+    ] {
+        let (ops, p50, p99) = (
+            field(&[key, "ops_per_sec"]),
+            field(&[key, "p50_ns"]),
+            field(&[key, "p99_ns"]),
+        );
+        table.push_str(&format!(
+            "| {label} | {ops:.0} | {p50:.0} ns | {p99:.0} ns |\n"
+        ));
+        workloads.insert(
+            key.to_owned(),
+            serde_json::json!({"ops_per_sec": ops, "p50_ns": p50, "p99_ns": p99}),
+        );
+    }
+    let speedup = field(&["speedup_cached_over_uncached"]);
+    let over_original = field(&["speedup_cached_over_new_connection"]);
+    let timer = field(&["timer_overhead_ns"]);
+    let target = 100.0;
+    let document = serde_json::json!({
+        "benchmark": "provider-config",
+        "runs": ROUNDS,
+        "seconds_per_workload": budget,
+        "workloads": workloads,
+        "speedup_cached_over_uncached": speedup,
+        "speedup_cached_over_new_connection": over_original,
+        "target_speedup": target,
+        "target_met": speedup >= target,
+        "timer_overhead_ns": timer,
+        "raw": runs,
+    });
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir)?;
+    let path = out_dir.join("provider-config.json");
+    fs::write(&path, serde_json::to_string_pretty(&document)?)?;
+    println!(
+        "\n{table}\ncached / uncached: {speedup:.0}x (target {target:.0}x: {}); cached / original-style: {over_original:.0}x\nlatencies include the timer (~{timer:.0} ns per reading)\nwritten to {}",
+        if speedup >= target { "met" } else { "NOT met" },
+        path.display()
+    );
+    if speedup < target {
+        bail!("the cached read is only {speedup:.0}x the uncached one (target {target:.0}x)");
+    }
     Ok(())
 }

@@ -221,6 +221,19 @@ pub(crate) const BOUNDARIES: &[Boundary] = &[
                  provider (openssl-probe, which only locates the system's certificate files, is \
                  fine)",
     },
+    Boundary {
+        package: "secrets",
+        args: &["-e", "normal"],
+        forbidden: &["rusqlite", "libsqlite3-sys"],
+        reason: "the default facade (env, file) compiles no SQLite; that is feature `config`",
+    },
+    Boundary {
+        package: "provider-config",
+        args: &["-e", "normal"],
+        forbidden: &["secrets", "secrets-*"],
+        reason: "provider-config builds on ttl-cache, credential-crypto and private-fs only: \
+                 no facade, no secret providers",
+    },
 ];
 
 /// Checks every row of [`BOUNDARIES`], reporting all that fail.

@@ -33,7 +33,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru>; aws: the AWS provider through the
          chain against moto; chain: SecretsManager beside a bare ttl-cache get; vault: the
-         Vault provider through the chain against OpenBao (target/bench/*.json)
+         Vault provider through the chain against OpenBao; config: cached provider
+         configuration beside an uncached database read (target/bench/*.json)
   fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
          (cargo-fuzz, nightly); ci runs each for 10 s
 
@@ -49,6 +50,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "cache"],
     &["--no-default-features", "--features", "aws"],
     &["--no-default-features", "--features", "vault"],
+    &["--no-default-features", "--features", "config"],
     &["--all-features"],
 ];
 
@@ -350,6 +352,10 @@ mod tests {
         assert_eq!(
             parse_args(&["bench", "vault"]),
             Ok(Task::Bench(Bench::Vault))
+        );
+        assert_eq!(
+            parse_args(&["bench", "config"]),
+            Ok(Task::Bench(Bench::Config))
         );
         assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));

@@ -122,6 +122,24 @@ pub(crate) enum Command {
             $<APP>_CREDENTIAL_KEY_PREVIOUS. The provider chain is not used."
     )]
     Crypto(CryptoCommand),
+    /// Cloud training providers' configuration (replicate, modal, ...): JSON in and out
+    #[command(
+        subcommand,
+        long_about = "Cloud training providers' configuration (replicate, modal, ...): one JSON \
+            object per provider in <state>/cloud/jobs.db, the SimpleTuner server's database.\n\n\
+            The state directory: $<APP>_STATE_DIR, else $<APP>_CONFIG_DIR, else the server's \
+            default (/workspace/<app>, /notebooks/<app> or ~/.<app>). Every change is recorded \
+            in the audit trail <state>/audit.db (key names, never values). webhook_secret is a \
+            credential: it is stored encrypted with the credential key (see `secrets crypto`)."
+    )]
+    Config(ConfigCommand),
+    /// The tamper-evident audit trail of configuration and credential changes
+    #[command(
+        subcommand,
+        long_about = "The tamper-evident audit trail <state>/audit.db: an HMAC chain signed with \
+            $<APP>_AUDIT_KEY, else the key file <state>/audit.key."
+    )]
+    Audit(AuditCommand),
 }
 
 /// The commands that go through the provider chain.
@@ -185,4 +203,85 @@ pub(crate) enum CryptoCommand {
     Decrypt,
     /// Re-encrypt the stored value on stdin under the current key
     Rotate,
+    /// Encrypt every credential the server stored in plaintext in <state>/cloud/jobs.db, in
+    /// one transaction, and scrub the old copies from the database files
+    MigrateDb,
+    /// Re-encrypt every credential in <state>/cloud/jobs.db under the current key, in one
+    /// transaction (previous keys: $<APP>_CREDENTIAL_KEY_PREVIOUS)
+    RotateDb,
+}
+
+/// `secrets config ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a provider's configuration as a JSON object ({} when it has none)
+    Get {
+        /// The cloud provider, e.g. replicate
+        provider: String,
+    },
+    /// Replace a provider's configuration with a JSON object
+    Set {
+        /// The cloud provider
+        provider: String,
+        /// The JSON object; read from stdin when omitted. Prefer stdin when it holds a
+        /// credential (webhook_secret): arguments are visible to other users in the process list.
+        json: Option<String>,
+    },
+    /// Merge a JSON object into a provider's configuration (each key given replaces the
+    /// stored one); prints the result
+    Update {
+        /// The cloud provider
+        provider: String,
+        /// The JSON object; read from stdin when omitted (prefer stdin for credentials)
+        json: Option<String>,
+    },
+    /// Delete a provider's configuration (exit 1 when it had none)
+    Delete {
+        /// The cloud provider
+        provider: String,
+    },
+    /// List the providers that have a configuration
+    List {
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `secrets audit ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// List entries, newest first
+    List {
+        /// Print a JSON array of entries
+        #[arg(long)]
+        json: bool,
+        /// Only this event type (repeatable), e.g. provider.configured
+        #[arg(long = "event-type", value_name = "TYPE")]
+        event_types: Vec<String>,
+        /// Only this actor: a user id, or a user name
+        #[arg(long, value_name = "ID|NAME")]
+        actor: Option<String>,
+        /// Only this kind of target, e.g. provider
+        #[arg(long, value_name = "TYPE")]
+        target_type: Option<String>,
+        /// Only this target, e.g. replicate
+        #[arg(long, value_name = "ID")]
+        target_id: Option<String>,
+        /// Only entries at or after this time (ISO-8601, e.g. 2026-01-31 or 2026-01-31T12:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many entries
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Skip this many of the newest entries
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Check the chain: exit 0 when intact, 3 when broken (naming the first bad row)
+    Verify {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -1,5 +1,6 @@
 //! How a command fails: an exit code of the contract and a message without secret values.
 
+use secrets::config::StoreError;
 use secrets::{ConfigError, SecretsError};
 
 /// Exit codes of the contract.
@@ -52,6 +53,19 @@ impl From<ConfigError> for Failure {
         let code = match e {
             ConfigError::Provider(_) => exit::PROVIDER,
             _ => exit::USAGE,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let code = if e.is_crypto() {
+            exit::CRYPTO
+        } else if e.is_invalid_input() {
+            exit::USAGE
+        } else {
+            exit::PROVIDER
         };
         Self::new(code, e.to_string())
     }

@@ -8,6 +8,7 @@ mod escape;
 mod failure;
 mod input;
 mod output;
+mod state;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         // Only the commands that use the provider chain build it: `crypto` works whatever
         // the chain options say (`secrets --providers aws crypto encrypt`).
         Command::Crypto(command) => commands::crypto::run(&app, &command),
+        Command::Config(command) => commands::config::run(&app, &command),
+        Command::Audit(command) => commands::audit::run(&app, &command),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Chain(command) => {
             let args = command.chain_args().clone().or(&cli.chain);

@@ -12,6 +12,7 @@
 //! | `vault` | no | [`VaultProvider`]: HashiCorp Vault / OpenBao KV v2 or v1 (`VAULT_ADDR`, `VAULT_TOKEN`, AppRole) |
 //! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
+//! | `config` | no | [`config`]: cloud-provider configuration store, encrypted credentials, audit trail |
 //! | `test-util` | no | `reset_global()` |
 //!
 //! The default chain is environment > file > AWS > Vault (each as compiled in); the
@@ -64,14 +65,21 @@
     not(feature = "crypto"),
     doc = "[`crypto`]: https://docs.rs/credential-crypto (feature `crypto`)"
 )]
+#![cfg_attr(feature = "config", doc = "[`config`]: crate::config")]
+#![cfg_attr(
+    not(feature = "config"),
+    doc = "[`config`]: https://docs.rs/provider-config (feature `config`)"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod blocking;
-mod config;
+// `secrets::config` is the cloud-provider configuration store (feature `config`); the
+// configuration of the provider chain is `chain_config`.
+mod chain_config;
 mod global;
 mod providers;
 
-pub use config::{Config, ConfigError, ProviderStatus, SecretsManagerExt};
+pub use chain_config::{Config, ConfigError, ProviderStatus, SecretsManagerExt};
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use global::reset_global;
@@ -127,6 +135,13 @@ pub use ttl_cache as cache;
 #[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
 pub use credential_crypto as crypto;
 
+/// The configuration of cloud training providers (`provider-config`): [`config::ConfigStore`],
+/// [`config::CredentialStore`], [`config::AuditTrail`], the global caches and the hardware
+/// pricing. "Provider" there is a cloud training provider, not a [`SecretProvider`].
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub use provider_config as config;
+
 // The repository README's Rust example compiles as shown.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
@@ -140,6 +155,10 @@ struct CrateReadme;
 #[cfg(all(doctest, feature = "aws"))]
 #[doc = include_str!("../../../docs/aws.md")]
 struct AwsGuide;
+// The provider-config guide's examples compile and run as shown.
+#[cfg(all(doctest, feature = "config"))]
+#[doc = include_str!("../../../docs/provider-config.md")]
+struct ProviderConfigGuide;
 
 #[cfg(test)]
 mod tests;

@@ -44,7 +44,7 @@ const TABLE: &[Row] = &[
         name: "env",
         feature: "env",
         #[cfg(feature = "env")]
-        factory: Some(crate::config::env_provider),
+        factory: Some(crate::chain_config::env_provider),
         #[cfg(not(feature = "env"))]
         factory: None,
     },
@@ -53,7 +53,7 @@ const TABLE: &[Row] = &[
         name: "file",
         feature: "file",
         #[cfg(feature = "file")]
-        factory: Some(crate::config::file_provider),
+        factory: Some(crate::chain_config::file_provider),
         #[cfg(not(feature = "file"))]
         factory: None,
     },
@@ -62,7 +62,7 @@ const TABLE: &[Row] = &[
         name: "aws",
         feature: "aws",
         #[cfg(feature = "aws")]
-        factory: Some(crate::config::aws_provider),
+        factory: Some(crate::chain_config::aws_provider),
         #[cfg(not(feature = "aws"))]
         factory: None,
     },
@@ -71,7 +71,7 @@ const TABLE: &[Row] = &[
         name: "vault",
         feature: "vault",
         #[cfg(feature = "vault")]
-        factory: Some(crate::config::vault_provider),
+        factory: Some(crate::chain_config::vault_provider),
         #[cfg(not(feature = "vault"))]
         factory: None,
     },

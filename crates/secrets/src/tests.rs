@@ -349,3 +349,21 @@ fn vault_is_configured_by_its_address_and_joins_the_default_chain_last() {
     assert!(err.to_string().contains("VAULT_SKIP_VERIFY"), "{err}");
     assert!(vault_status(&c).configured);
 }
+
+#[cfg(feature = "config")]
+#[test]
+fn the_config_feature_is_the_cloud_provider_store() {
+    use crate::config::{ConfigStore, CostLimit, StoreSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings::in_dir(dir.path());
+    let store = ConfigStore::builder(&settings.jobs_db).open().unwrap();
+    let limit = CostLimit {
+        enabled: true,
+        amount: 10.0,
+        ..CostLimit::default()
+    };
+    store.set_cost_limit("replicate", limit).unwrap();
+    assert_eq!(store.cost_limit("replicate").unwrap(), limit);
+    assert!(settings.jobs_db.ends_with("cloud/jobs.db"));
+}

@@ -1,8 +1,8 @@
 //! `secrets crypto encrypt|decrypt|rotate`: stdin to stdout. Uses the credential key only,
-//! never the provider chain.
+//! never the provider chain. (`migrate-db` and `rotate-db` have modules of their own.)
 
 use secrets::AppName;
-use secrets::crypto::{CryptoError, KeyLoader, KeyOrigin};
+use secrets::crypto::{CredentialCipher, CryptoError, KeyLoader, KeyOrigin};
 use zeroize::Zeroizing;
 
 use crate::cli::CryptoCommand;
@@ -14,7 +14,20 @@ fn failure(e: CryptoError) -> Failure {
     Failure::new(exit::CRYPTO, e.to_string())
 }
 
+/// What a stream command does to its input.
+type Transform = fn(&CredentialCipher, &str) -> Result<Zeroizing<String>, CryptoError>;
+
 pub(crate) fn run(app: &AppName, command: &CryptoCommand) -> Result<u8, Failure> {
+    let transform: Transform = match command {
+        // The database commands read no stdin.
+        CryptoCommand::MigrateDb => return super::migrate_db::run(app),
+        CryptoCommand::RotateDb => return super::rotate_db::run(app),
+        CryptoCommand::Encrypt => |cipher, input| Ok(Zeroizing::new(cipher.encrypt(input))),
+        CryptoCommand::Decrypt => {
+            |cipher, input| Ok(Zeroizing::new(cipher.decrypt(input)?.expose().to_owned()))
+        }
+        CryptoCommand::Rotate => |cipher, input| Ok(Zeroizing::new(cipher.rotate(input)?)),
+    };
     let input = read_stdin_text(exit::CRYPTO)?;
     // Only encryption may start a new key: one made now cannot decrypt anything.
     let create = matches!(command, CryptoCommand::Encrypt);
@@ -30,17 +43,7 @@ pub(crate) fn run(app: &AppName, command: &CryptoCommand) -> Result<u8, Failure>
         ));
     }
     let cipher = keyring.cipher().map_err(failure)?;
-    let output = match command {
-        CryptoCommand::Encrypt => Zeroizing::new(cipher.encrypt(input.expose())),
-        CryptoCommand::Decrypt => Zeroizing::new(
-            cipher
-                .decrypt(input.expose())
-                .map_err(failure)?
-                .expose()
-                .to_owned(),
-        ),
-        CryptoCommand::Rotate => Zeroizing::new(cipher.rotate(input.expose()).map_err(failure)?),
-    };
+    let output = transform(&cipher, input.expose()).map_err(failure)?;
     let mut line = Zeroizing::new(String::with_capacity(output.len() + 1));
     line.push_str(&output);
     line.push('\n');

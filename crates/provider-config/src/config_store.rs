@@ -1,0 +1,612 @@
+//! [`ConfigStore`]: cloud providers' configuration, read through the provider-config cache,
+//! written in one transaction, invalidated and audited after every write.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use credential_crypto::{CredentialCipher, KeyLoader, Secret};
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditEvent, AuditTrail, PROVIDER_CONFIGURED};
+use crate::backend::{Backend, unblock};
+use crate::caches::{
+    CacheInvalidator, ConfigCaches, Invalidation, global_invalidator, provider_config_key,
+};
+use crate::hardware::{self, HARDWARE_INFO_KEY, HARDWARE_PROVIDER, HardwareInfo};
+use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
+use crate::sqlite::{SqliteDb, TxError, config_rows, schema};
+use crate::values::{
+    CREDENTIAL_KEYS, CloudProviderConfig, CostLimit, WEBHOOK_SECRET, WebhookConfig, changed_keys,
+    validate, validate_provider_name,
+};
+use crate::{Actor, StoreError, StoreSettings, Timestamp};
+
+struct StoreInner {
+    backend: Backend,
+    caches: Arc<ConfigCaches>,
+    invalidator: Arc<dyn CacheInvalidator>,
+    audit: Option<AuditTrail>,
+    cipher: CipherSource,
+    database_reads: AtomicU64,
+}
+
+/// The configuration of cloud training providers (`replicate`, `modal`, ...): one JSON
+/// object per provider in the `provider_config` table of `<state>/cloud/jobs.db`.
+///
+/// - **Reads** go through the provider-configuration cache (key `provider:{name}:config`,
+///   300 s): within one TTL the database is read once per provider, and concurrent misses
+///   read it once.
+/// - **Writes** go to the database first, in one `BEGIN IMMEDIATE` transaction (an update
+///   reads, merges and writes under the write lock, so concurrent updates of different keys
+///   by threads or processes lose nothing), then invalidate `provider:{name}:` through the
+///   store's [`CacheInvalidator`], then append a `provider.configured` row naming the changed
+///   keys (never their values) to the audit trail.
+/// - **Credentials** in the configuration (`webhook_secret`) are stored encrypted in the
+///   credential format; a plaintext value written by the original is read as plaintext.
+/// - Every method has an `_async` form that never blocks the runtime (database work runs on
+///   tokio's blocking pool; cache hits return at once).
+///
+/// Cheap to clone.
+///
+/// ```
+/// use provider_config::ConfigStore;
+/// use serde_json::json;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = ConfigStore::builder(dir.path().join("cloud/jobs.db")).open().unwrap();
+/// assert!(store.get("replicate").unwrap().is_empty()); // missing -> {}
+/// let update = json!({"webhook_url": "https://example.invalid/hook"});
+/// store.update("replicate", update.as_object().unwrap().clone()).unwrap();
+/// assert_eq!(store.get("replicate").unwrap()["webhook_url"], "https://example.invalid/hook");
+/// assert_eq!(store.list().unwrap(), ["replicate"]);
+/// assert!(store.delete("replicate").unwrap());
+/// ```
+#[derive(Clone)]
+pub struct ConfigStore {
+    inner: Arc<StoreInner>,
+    actor: Actor,
+}
+
+impl fmt::Debug for ConfigStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigStore")
+            .field("backend", &self.inner.backend)
+            .field("audit", &self.inner.audit)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ConfigStore`] on an SQLite file.
+#[must_use]
+pub struct ConfigStoreBuilder {
+    path: PathBuf,
+    caches: Option<Arc<ConfigCaches>>,
+    invalidator: Option<Arc<dyn CacheInvalidator>>,
+    audit: Option<AuditTrail>,
+    cipher: CipherSource,
+}
+
+impl fmt::Debug for ConfigStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigStoreBuilder")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigStoreBuilder {
+    /// Uses these caches (for example the global ones, or ones on a manual clock). Default:
+    /// caches of this store's own, so two databases in one process never share entries.
+    pub fn caches(mut self, caches: Arc<ConfigCaches>) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// Sends invalidations here (a cross-process broadcaster). Default: the store's caches.
+    pub fn invalidator(mut self, invalidator: Arc<dyn CacheInvalidator>) -> Self {
+        self.invalidator = Some(invalidator);
+        self
+    }
+
+    /// Records every change in this audit trail. Default: no audit.
+    pub fn audit(mut self, trail: AuditTrail) -> Self {
+        self.audit = Some(trail);
+        self
+    }
+
+    /// Encrypts and decrypts credentials in the configuration with this cipher.
+    pub fn cipher(mut self, cipher: CredentialCipher) -> Self {
+        self.cipher = CipherSource::given(cipher);
+        self
+    }
+
+    /// Loads the credential key with this loader the first time a credential is read or
+    /// written (so reading other keys never creates a key file).
+    pub fn key_loader(mut self, loader: KeyLoader) -> Self {
+        self.cipher = CipherSource::lazy(loader);
+        self
+    }
+
+    /// Opens (creating when missing) the database and brings its schema up to date.
+    pub fn open(self) -> Result<ConfigStore, StoreError> {
+        let db = SqliteDb::open(&self.path, &schema::JOBS_DB)?;
+        let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
+        let invalidator = self
+            .invalidator
+            .unwrap_or_else(|| Arc::clone(&caches) as Arc<dyn CacheInvalidator>);
+        Ok(ConfigStore {
+            inner: Arc::new(StoreInner {
+                backend: Backend::Sqlite(Arc::new(db)),
+                caches,
+                invalidator,
+                audit: self.audit,
+                cipher: self.cipher,
+                database_reads: AtomicU64::new(0),
+            }),
+            actor: Actor::default(),
+        })
+    }
+}
+
+thread_local! {
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Calls `f` with `provider:{name}:config`, built in a reused per-thread buffer.
+fn with_config_key<T>(provider: &str, f: impl FnOnce(&str) -> T) -> T {
+    KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut key) => {
+            key.clear();
+            key.push_str("provider:");
+            key.push_str(provider);
+            key.push_str(":config");
+            f(&key)
+        }
+        // Re-entered (a loader reading through the cache): build it afresh.
+        Err(_) => f(&provider_config_key(provider)),
+    })
+}
+
+/// What a write did, for the audit row.
+struct Change {
+    operation: &'static str,
+    changed_keys: Vec<String>,
+}
+
+impl ConfigStore {
+    /// The application's store: `<state>/cloud/jobs.db` with the global caches and
+    /// invalidator, the audit trail `<state>/audit.db`, and the application's credential key
+    /// (loaded on first use).
+    pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Self::builder(&settings.jobs_db)
+            .caches(Arc::clone(ConfigCaches::global()))
+            .invalidator(global_invalidator())
+            .audit(AuditTrail::open(settings)?)
+            .key_loader(KeyLoader::new(&settings.app))
+            .open()
+    }
+
+    /// A builder for a store on an SQLite file.
+    pub fn builder(path: impl AsRef<Path>) -> ConfigStoreBuilder {
+        ConfigStoreBuilder {
+            path: path.as_ref().to_owned(),
+            caches: None,
+            invalidator: None,
+            audit: None,
+            cipher: CipherSource::None,
+        }
+    }
+
+    /// This store, recording `actor` as the author of its changes.
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            actor,
+        }
+    }
+
+    /// The caches this store reads through.
+    pub fn caches(&self) -> &Arc<ConfigCaches> {
+        &self.inner.caches
+    }
+
+    /// How many times this store has read a configuration row from the database.
+    pub fn database_reads(&self) -> u64 {
+        self.inner.database_reads.load(Ordering::Relaxed)
+    }
+
+    /// A provider's configuration (`{}` when there is none), through the cache.
+    pub fn get(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        let cache = self.inner.caches.provider_config();
+        // The hit path builds its key in a per-thread buffer: no allocation per read.
+        if let Some(hit) = with_config_key(provider, |key| cache.get(key)) {
+            return Ok(hit);
+        }
+        cache.try_get_or_insert_with(provider_config_key(provider), || self.load(provider))
+    }
+
+    /// [`get`](Self::get) without blocking the runtime.
+    pub async fn get_async(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        let store = self.clone();
+        let owned = provider.to_owned();
+        self.inner
+            .caches
+            .provider_config()
+            .try_get_or_insert_with_async(provider_config_key(provider), async move {
+                unblock(move || store.load(&owned)).await
+            })
+            .await
+    }
+
+    /// A provider's configuration read from the database now, bypassing the cache.
+    pub fn get_uncached(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        self.load(provider)
+    }
+
+    fn load(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        self.inner.database_reads.fetch_add(1, Ordering::Relaxed);
+        let Backend::Sqlite(db) = &self.inner.backend;
+        let stored = db.read("reading a provider configuration", |conn| {
+            config_rows::get(conn, provider)
+        })?;
+        match stored {
+            None => Ok(CloudProviderConfig::default()),
+            Some(text) => CloudProviderConfig::from_stored(provider, &text),
+        }
+    }
+
+    /// Every provider with a configuration, sorted.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let Backend::Sqlite(db) = &self.inner.backend;
+        db.read("listing providers", config_rows::list)
+    }
+
+    /// [`list`](Self::list) without blocking the runtime.
+    pub async fn list_async(&self) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        unblock(move || store.list()).await
+    }
+
+    /// Replaces a provider's configuration. The well-known keys are checked first (see the
+    /// crate documentation); credentials are encrypted.
+    pub fn save(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
+        validate_provider_name(provider)?;
+        validate(provider, &config)?;
+        let change = self.write("saving a provider configuration", |tx| {
+            // A row that is not valid JSON is replaced: saving is how it gets fixed.
+            let before = match config_rows::get_in(tx, provider)? {
+                Some(text) => CloudProviderConfig::from_stored(provider, &text)
+                    .map(CloudProviderConfig::into_map)
+                    .unwrap_or_default(),
+                None => Map::new(),
+            };
+            let mut after = config;
+            self.seal(provider, &before, &mut after)?;
+            config_rows::put(
+                tx,
+                provider,
+                &Value::Object(after.clone()).to_string(),
+                &Timestamp::now().to_string(),
+            )?;
+            Ok(Change {
+                operation: "save",
+                changed_keys: changed_keys(&before, &after),
+            })
+        })?;
+        self.after_write(provider, change)
+    }
+
+    /// [`save`](Self::save) without blocking the runtime.
+    pub async fn save_async(
+        &self,
+        provider: &str,
+        config: Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        let (store, provider) = (self.clone(), provider.to_owned());
+        unblock(move || store.save(&provider, config)).await
+    }
+
+    /// Merges `updates` into a provider's configuration (a shallow merge: each key given
+    /// replaces the stored one), reading and writing inside one write transaction. Returns
+    /// the configuration as stored.
+    pub fn update(
+        &self,
+        provider: &str,
+        updates: Map<String, Value>,
+    ) -> Result<CloudProviderConfig, StoreError> {
+        validate_provider_name(provider)?;
+        validate(provider, &updates)?;
+        let mut stored = None;
+        let change = self.write("updating a provider configuration", |tx| {
+            let before = match config_rows::get_in(tx, provider)? {
+                // Unlike the original, a broken row is not silently replaced by the update.
+                Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
+                None => Map::new(),
+            };
+            let mut sealed = updates;
+            self.seal(provider, &before, &mut sealed)?;
+            let mut after = before.clone();
+            after.extend(sealed);
+            config_rows::put(
+                tx,
+                provider,
+                &Value::Object(after.clone()).to_string(),
+                &Timestamp::now().to_string(),
+            )?;
+            let changed_keys = changed_keys(&before, &after);
+            stored = Some(CloudProviderConfig::from(after));
+            Ok(Change {
+                operation: "update",
+                changed_keys,
+            })
+        })?;
+        self.after_write(provider, change)?;
+        Ok(stored.unwrap_or_default())
+    }
+
+    /// [`update`](Self::update) without blocking the runtime.
+    pub async fn update_async(
+        &self,
+        provider: &str,
+        updates: Map<String, Value>,
+    ) -> Result<CloudProviderConfig, StoreError> {
+        let (store, provider) = (self.clone(), provider.to_owned());
+        unblock(move || store.update(&provider, updates)).await
+    }
+
+    /// Deletes a provider's configuration; whether there was one.
+    pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
+        let mut deleted = false;
+        let change = self.write("deleting a provider configuration", |tx| {
+            let before = match config_rows::get_in(tx, provider)? {
+                Some(text) => CloudProviderConfig::from_stored(provider, &text)
+                    .map(CloudProviderConfig::into_map)
+                    .unwrap_or_default(),
+                None => return Ok(None),
+            };
+            deleted = config_rows::delete(tx, provider)?;
+            Ok(Some(Change {
+                operation: "delete",
+                changed_keys: changed_keys(&before, &Map::new()),
+            }))
+        })?;
+        if let Some(change) = change {
+            self.after_write(provider, change)?;
+        }
+        Ok(deleted)
+    }
+
+    /// [`delete`](Self::delete) without blocking the runtime.
+    pub async fn delete_async(&self, provider: &str) -> Result<bool, StoreError> {
+        let (store, provider) = (self.clone(), provider.to_owned());
+        unblock(move || store.delete(&provider)).await
+    }
+
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let Backend::Sqlite(db) = &self.inner.backend;
+        db.write(operation, f)
+    }
+
+    /// Encrypts the credential keys of `after` whose values are new (not those carried over
+    /// unchanged from `before`, so rewriting a configuration needs no key).
+    fn seal(
+        &self,
+        provider: &str,
+        before: &Map<String, Value>,
+        after: &mut Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        for key in CREDENTIAL_KEYS {
+            let Some(Value::String(value)) = after.get(*key) else {
+                continue;
+            };
+            if value.is_empty() || before.get(*key) == after.get(*key) {
+                continue;
+            }
+            let cipher = self.inner.cipher.get(provider, key)?;
+            let sealed = seal_credential(&cipher, value).map_err(|source| StoreError::Crypto {
+                context: format!("provider `{provider}`: `{key}`"),
+                source,
+            })?;
+            if let Sealed::Encrypted(stored) = sealed {
+                after.insert((*key).to_owned(), Value::String(stored));
+            }
+        }
+        Ok(())
+    }
+
+    fn after_write(&self, provider: &str, change: Change) -> Result<(), StoreError> {
+        self.inner
+            .invalidator
+            .invalidate(&Invalidation::Provider(provider.to_owned()));
+        let Some(trail) = &self.inner.audit else {
+            return Ok(());
+        };
+        let verb = match change.operation {
+            "save" => "saved",
+            "update" => "updated",
+            _ => "deleted",
+        };
+        let action = if change.changed_keys.is_empty() {
+            format!("{verb} the configuration of provider {provider} (no key changed)")
+        } else {
+            format!(
+                "{verb} the configuration of provider {provider} (keys: {})",
+                change.changed_keys.join(", ")
+            )
+        };
+        let event = AuditEvent::new(PROVIDER_CONFIGURED, action)
+            .actor(self.actor.clone())
+            .target("provider", provider)
+            .detail("operation", change.operation)
+            .detail("changed_keys", change.changed_keys);
+        trail
+            .append(&event)
+            .map(|_| ())
+            .map_err(|e| StoreError::AuditAfterCommit(Box::new(e)))
+    }
+
+    /// A provider's webhook settings with the original's defaults; the secret decrypted.
+    pub fn webhook_config(&self, provider: &str) -> Result<WebhookConfig, StoreError> {
+        let config = self.get(provider)?;
+        let mut webhook = WebhookConfig::from_config(provider, &config)?;
+        webhook.secret = match config.get(WEBHOOK_SECRET) {
+            Some(Value::String(stored)) if !stored.is_empty() => {
+                Some(self.open_credential(provider, WEBHOOK_SECRET, stored)?)
+            }
+            _ => None,
+        };
+        Ok(webhook)
+    }
+
+    fn open_credential(
+        &self,
+        provider: &str,
+        key: &str,
+        stored: &str,
+    ) -> Result<Secret, StoreError> {
+        open_credential(
+            stored,
+            || self.inner.cipher.get(provider, key),
+            || format!("provider `{provider}`: `{key}`"),
+        )
+    }
+
+    /// Stores (encrypted) or removes (`None`) a provider's webhook secret.
+    pub fn set_webhook_secret(
+        &self,
+        provider: &str,
+        secret: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        let mut updates = Map::new();
+        let value = match secret {
+            Some(secret) => {
+                let cipher = self.inner.cipher.get(provider, WEBHOOK_SECRET)?;
+                Value::String(cipher.encrypt(secret.expose()))
+            }
+            None => Value::Null,
+        };
+        updates.insert(WEBHOOK_SECRET.to_owned(), value);
+        self.update(provider, updates).map(|_| ())
+    }
+
+    /// A provider's cost limit with the original's defaults (off, 0.0, daily, warn).
+    pub fn cost_limit(&self, provider: &str) -> Result<CostLimit, StoreError> {
+        CostLimit::from_config(provider, &*self.get(provider)?)
+    }
+
+    /// Stores a provider's cost limit (the amount must not be negative).
+    pub fn set_cost_limit(&self, provider: &str, limit: CostLimit) -> Result<(), StoreError> {
+        self.update(provider, limit.to_updates()).map(|_| ())
+    }
+
+    /// A provider's `hardware_info` (`None` when it has none).
+    pub fn hardware_info(&self, provider: &str) -> Result<Option<HardwareInfo>, StoreError> {
+        match self.get(provider)?.get(HARDWARE_INFO_KEY) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => hardware::parse(provider, value).map(Some),
+        }
+    }
+
+    /// Stores a provider's `hardware_info` (every price non-negative). Saving the pricing
+    /// provider's clears the hardware-pricing cache.
+    pub fn set_hardware_info(&self, provider: &str, info: &HardwareInfo) -> Result<(), StoreError> {
+        hardware::validate_hardware_info(info)?;
+        let mut updates = Map::new();
+        updates.insert(HARDWARE_INFO_KEY.to_owned(), hardware::to_value(info));
+        self.update(provider, updates).map(|_| ())
+    }
+
+    /// The hardware pricing (the `replicate` configuration's `hardware_info` when it is a
+    /// non-empty object, else the defaults), through the store's hardware cache.
+    pub fn hardware_pricing(&self) -> Result<HardwareInfo, StoreError> {
+        self.inner
+            .caches
+            .hardware_info()
+            .try_get_or_insert_with((), || hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?))
+    }
+
+    /// [`hardware_pricing`](Self::hardware_pricing) without blocking the runtime;
+    /// concurrent callers load once.
+    pub async fn hardware_pricing_async(&self) -> Result<HardwareInfo, StoreError> {
+        self.inner
+            .caches
+            .hardware_info()
+            .try_get_or_insert_with_async((), async {
+                hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?)
+            })
+            .await
+    }
+
+    /// Runs a blocking method of this store on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ConfigStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        unblock(move || work(&store)).await
+    }
+
+    /// [`webhook_config`](Self::webhook_config) without blocking the runtime.
+    pub async fn webhook_config_async(&self, provider: &str) -> Result<WebhookConfig, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.webhook_config(&provider))
+            .await
+    }
+
+    /// [`set_webhook_secret`](Self::set_webhook_secret) without blocking the runtime.
+    pub async fn set_webhook_secret_async(
+        &self,
+        provider: &str,
+        secret: Option<Secret>,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_webhook_secret(&provider, secret.as_ref()))
+            .await
+    }
+
+    /// [`cost_limit`](Self::cost_limit) without blocking the runtime.
+    pub async fn cost_limit_async(&self, provider: &str) -> Result<CostLimit, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.cost_limit(&provider))
+            .await
+    }
+
+    /// [`set_cost_limit`](Self::set_cost_limit) without blocking the runtime.
+    pub async fn set_cost_limit_async(
+        &self,
+        provider: &str,
+        limit: CostLimit,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_cost_limit(&provider, limit))
+            .await
+    }
+
+    /// [`hardware_info`](Self::hardware_info) without blocking the runtime.
+    pub async fn hardware_info_async(
+        &self,
+        provider: &str,
+    ) -> Result<Option<HardwareInfo>, StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.hardware_info(&provider))
+            .await
+    }
+
+    /// [`set_hardware_info`](Self::set_hardware_info) without blocking the runtime.
+    pub async fn set_hardware_info_async(
+        &self,
+        provider: &str,
+        info: HardwareInfo,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.blocking(move |store| store.set_hardware_info(&provider, &info))
+            .await
+    }
+}

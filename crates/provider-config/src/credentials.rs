@@ -1,0 +1,526 @@
+//! [`CredentialStore`]: users' cloud-provider credentials in the original's
+//! `provider_credentials` table, encrypted at rest; migration from the original's plaintext
+//! and key rotation, each in one transaction, leaving no old copy in the database files.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use credential_crypto::{CredentialCipher, Secret};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::audit::{
+    AuditEvent, AuditTrail, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED,
+};
+use crate::backend::{Backend, unblock};
+use crate::caches::{CacheInvalidator, Invalidation, global_invalidator};
+use crate::sealing::{Stored, classify, looks_encrypted, open_credential};
+use crate::sqlite::{SqliteDb, TxError, config_rows, credential_rows, schema, write_on};
+use crate::values::{CREDENTIAL_KEYS, validate_provider_name};
+use crate::{Actor, StoreError, StoreSettings, Timestamp};
+
+/// SQLite's extended result code for a violated foreign key.
+const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+
+/// A stored credential, without its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialInfo {
+    /// Row id.
+    pub id: i64,
+    /// The user it belongs to.
+    pub user_id: i64,
+    /// The cloud provider (`replicate`, `huggingface`, ...).
+    pub provider: String,
+    /// The credential's name (`api_token`, ...).
+    pub credential_name: String,
+    /// When it was first stored.
+    pub created_at: String,
+    /// When it was last replaced or deactivated.
+    pub updated_at: Option<String>,
+    /// When it was last used.
+    pub last_used_at: Option<String>,
+    /// Whether it is active.
+    pub is_active: bool,
+    /// Whether it is stored encrypted (rows the original wrote are plaintext until
+    /// `secrets crypto migrate-db`).
+    pub encrypted: bool,
+}
+
+/// What [`CredentialStore::encrypt_plaintext`] or [`CredentialStore::rotate_to_current_key`]
+/// did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MaintenanceReport {
+    /// Credential rows that were plaintext and are now encrypted.
+    pub credentials_encrypted: u64,
+    /// Credential rows re-encrypted from a previous key to the current one.
+    pub credentials_rotated: u64,
+    /// Credential rows left as they were.
+    pub credentials_unchanged: u64,
+    /// Configuration credentials (`webhook_secret`) that were plaintext and are now encrypted.
+    pub config_secrets_encrypted: u64,
+    /// Configuration credentials re-encrypted to the current key.
+    pub config_secrets_rotated: u64,
+    /// Configuration rows that are not valid JSON and so were not examined.
+    pub unreadable_config_rows: Vec<String>,
+    /// Whether the database files were rewritten and the write-ahead log emptied, so that
+    /// no old copy of a value remains in them.
+    pub scrubbed: bool,
+}
+
+struct CredInner {
+    backend: Backend,
+    cipher: Arc<CredentialCipher>,
+    audit: Option<AuditTrail>,
+    invalidator: Option<Arc<dyn CacheInvalidator>>,
+}
+
+/// Users' credentials for cloud providers (API tokens and the like), one row per user,
+/// provider and name. Values are stored encrypted with credential-crypto in the original's
+/// stored format and never in plaintext; rows the original wrote in plaintext are read as
+/// plaintext until [`encrypt_plaintext`](Self::encrypt_plaintext) (`secrets crypto
+/// migrate-db`) encrypts them. Every change appends `credential.created` or
+/// `credential.deleted` to the audit trail (names, never values).
+///
+/// ```
+/// use provider_config::{CredentialStore, Secret};
+/// use credential_crypto::CredentialCipher;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let cipher = CredentialCipher::from_passphrase("example passphrase").unwrap();
+/// let store = CredentialStore::open_path(&dir.path().join("jobs.db"), cipher, None).unwrap();
+/// store.set(1, "replicate", "api_token", &Secret::new("r8_example")).unwrap();
+/// let token = store.get(1, "replicate", "api_token").unwrap().unwrap();
+/// assert_eq!(token.expose(), "r8_example");
+/// assert!(store.list_for_user(1, None).unwrap()[0].encrypted);
+/// ```
+#[derive(Clone)]
+pub struct CredentialStore {
+    inner: Arc<CredInner>,
+    actor: Actor,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialStore")
+            .field("backend", &self.inner.backend)
+            .field("cipher", &self.inner.cipher)
+            .field("audit", &self.inner.audit)
+            .field("actor", &self.actor)
+            .finish()
+    }
+}
+
+impl CredentialStore {
+    /// The application's store: `<state>/cloud/jobs.db`, audited in `<state>/audit.db`,
+    /// invalidating the global caches when a configuration credential changes.
+    pub fn open(settings: &StoreSettings, cipher: CredentialCipher) -> Result<Self, StoreError> {
+        let audit = AuditTrail::open(settings)?;
+        Self::build(
+            &settings.jobs_db,
+            cipher,
+            Some(audit),
+            Some(global_invalidator()),
+        )
+    }
+
+    /// A store on an SQLite file, created when missing, optionally audited.
+    pub fn open_path(
+        path: &Path,
+        cipher: CredentialCipher,
+        audit: Option<AuditTrail>,
+    ) -> Result<Self, StoreError> {
+        Self::build(path, cipher, audit, None)
+    }
+
+    fn build(
+        path: &Path,
+        cipher: CredentialCipher,
+        audit: Option<AuditTrail>,
+        invalidator: Option<Arc<dyn CacheInvalidator>>,
+    ) -> Result<Self, StoreError> {
+        let db = SqliteDb::open(path, &schema::JOBS_DB)?;
+        Ok(Self {
+            inner: Arc::new(CredInner {
+                backend: Backend::Sqlite(Arc::new(db)),
+                cipher: Arc::new(cipher),
+                audit,
+                invalidator,
+            }),
+            actor: Actor::default(),
+        })
+    }
+
+    /// This store, recording `actor` as the author of its changes.
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            actor,
+        }
+    }
+
+    fn db(&self) -> &Arc<SqliteDb> {
+        let Backend::Sqlite(db) = &self.inner.backend;
+        db
+    }
+
+    fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        match &self.inner.audit {
+            None => Ok(()),
+            Some(trail) => trail
+                .append(&event.actor(self.actor.clone()))
+                .map(|_| ())
+                .map_err(|e| StoreError::AuditAfterCommit(Box::new(e))),
+        }
+    }
+
+    /// Stores (encrypted) a user's credential, replacing and reactivating an existing one;
+    /// the row id.
+    pub fn set(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+        value: &Secret,
+    ) -> Result<i64, StoreError> {
+        validate_provider_name(provider)?;
+        let stored = self.inner.cipher.encrypt(value.expose());
+        let now = Timestamp::now().to_string();
+        let (id, replaced) = self
+            .db()
+            .write("storing a credential", |tx| {
+                credential_rows::upsert(tx, user_id, provider, name, &stored, &now)
+            })
+            .map_err(|e| foreign_key_to_unknown_user(e, user_id))?;
+        self.audit(
+            AuditEvent::new(
+                CREDENTIAL_CREATED,
+                format!(
+                    "{} credential {name} of provider {provider} for user {user_id}",
+                    if replaced { "replaced" } else { "stored" }
+                ),
+            )
+            .target("credential", id.to_string())
+            .detail("user_id", user_id)
+            .detail("provider", provider)
+            .detail("credential_name", name)
+            .detail("replaced", replaced),
+        )?;
+        Ok(id)
+    }
+
+    /// [`set`](Self::set) without blocking the runtime.
+    pub async fn set_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+        value: Secret,
+    ) -> Result<i64, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.set(user_id, &provider, &name, &value)).await
+    }
+
+    /// A user's active credential, decrypted (`None` when there is none).
+    pub fn get(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        let row = self.db().read("reading a credential", |conn| {
+            credential_rows::get(conn, user_id, provider, name)
+        })?;
+        let Some((id, stored)) = row else {
+            return Ok(None);
+        };
+        open_credential(
+            &stored,
+            || Ok(Arc::clone(&self.inner.cipher)),
+            || format!("credential row {id} ({provider}/{name} of user {user_id})"),
+        )
+        .map(Some)
+    }
+
+    /// [`get`](Self::get) without blocking the runtime.
+    pub async fn get_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.get(user_id, &provider, &name)).await
+    }
+
+    /// Records that an active credential was used now; whether there was one.
+    pub fn mark_used(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
+        let now = Timestamp::now().to_string();
+        self.db().write("marking a credential used", |tx| {
+            credential_rows::mark_used(tx, user_id, provider, name, &now)
+        })
+    }
+
+    /// A user's credentials (without values), optionally of one provider.
+    pub fn list_for_user(
+        &self,
+        user_id: i64,
+        provider: Option<&str>,
+    ) -> Result<Vec<CredentialInfo>, StoreError> {
+        self.db().read("listing credentials", |conn| {
+            credential_rows::list_for_user(conn, user_id, provider, &looks_encrypted)
+        })
+    }
+
+    /// [`list_for_user`](Self::list_for_user) without blocking the runtime.
+    pub async fn list_for_user_async(
+        &self,
+        user_id: i64,
+        provider: Option<String>,
+    ) -> Result<Vec<CredentialInfo>, StoreError> {
+        let store = self.clone();
+        unblock(move || store.list_for_user(user_id, provider.as_deref())).await
+    }
+
+    /// Deletes a credential; whether there was one.
+    pub fn delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
+        let deleted = self.db().write("deleting a credential", |tx| {
+            credential_rows::delete(tx, user_id, provider, name)
+        })?;
+        if deleted {
+            self.audit(credential_deleted(user_id, provider, name, "deleted"))?;
+        }
+        Ok(deleted)
+    }
+
+    /// [`delete`](Self::delete) without blocking the runtime.
+    pub async fn delete_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.delete(user_id, &provider, &name)).await
+    }
+
+    /// Deactivates a credential without deleting it; whether there was one.
+    pub fn deactivate(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
+        let now = Timestamp::now().to_string();
+        let changed = self.db().write("deactivating a credential", |tx| {
+            credential_rows::deactivate(tx, user_id, provider, name, &now)
+        })?;
+        if changed {
+            self.audit(credential_deleted(user_id, provider, name, "deactivated"))?;
+        }
+        Ok(changed)
+    }
+
+    /// Encrypts every credential the original stored in plaintext (the rows of
+    /// `provider_credentials` and the `webhook_secret` of every provider configuration), in
+    /// one transaction; then rewrites the database (`VACUUM`, with `secure_delete`) and
+    /// empties the write-ahead log, so no plaintext copy remains in the files. This is
+    /// `secrets crypto migrate-db`.
+    pub fn encrypt_plaintext(&self) -> Result<MaintenanceReport, StoreError> {
+        self.reseal(false)
+    }
+
+    /// Re-encrypts every credential that decrypts only with a previous key of the keyring
+    /// under the current key (and encrypts plaintext ones), in one transaction, then scrubs
+    /// the files as [`encrypt_plaintext`](Self::encrypt_plaintext) does. If it is
+    /// interrupted, the transaction is rolled back and every row still decrypts with the
+    /// keyring. This is `secrets crypto rotate-db`.
+    pub fn rotate_to_current_key(&self) -> Result<MaintenanceReport, StoreError> {
+        self.reseal(true)
+    }
+
+    /// [`mark_used`](Self::mark_used) without blocking the runtime.
+    pub async fn mark_used_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.mark_used(user_id, &provider, &name)).await
+    }
+
+    /// [`deactivate`](Self::deactivate) without blocking the runtime.
+    pub async fn deactivate_async(
+        &self,
+        user_id: i64,
+        provider: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (store, provider, name) = (self.clone(), provider.to_owned(), name.to_owned());
+        unblock(move || store.deactivate(user_id, &provider, &name)).await
+    }
+
+    /// [`encrypt_plaintext`](Self::encrypt_plaintext) without blocking the runtime.
+    pub async fn encrypt_plaintext_async(&self) -> Result<MaintenanceReport, StoreError> {
+        let store = self.clone();
+        unblock(move || store.encrypt_plaintext()).await
+    }
+
+    /// [`rotate_to_current_key`](Self::rotate_to_current_key) without blocking the runtime.
+    pub async fn rotate_to_current_key_async(&self) -> Result<MaintenanceReport, StoreError> {
+        let store = self.clone();
+        unblock(move || store.rotate_to_current_key()).await
+    }
+
+    fn reseal(&self, rotate: bool) -> Result<MaintenanceReport, StoreError> {
+        let db = self.db();
+        let cipher = &self.inner.cipher;
+        let operation = if rotate {
+            "re-encrypting credentials under the current key"
+        } else {
+            "encrypting plaintext credentials"
+        };
+        // A connection of its own: secure_delete zeroes what the updates free, and VACUUM
+        // must not share a connection with pooled statements.
+        let mut conn = db.connect()?;
+        conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| StoreError::database(db.path(), "enabling secure_delete", e))?;
+        let mut changed_providers = Vec::new();
+        let mut report = write_on(&mut conn, |tx| {
+            let mut report = MaintenanceReport::default();
+            for (id, stored) in credential_rows::all_values(tx)? {
+                let crypto = |source| StoreError::Crypto {
+                    context: format!("credential row {id}"),
+                    source,
+                };
+                match classify(cipher, &stored).map_err(crypto)? {
+                    Stored::Plaintext => {
+                        credential_rows::set_value(tx, id, &cipher.encrypt(&stored))?;
+                        report.credentials_encrypted += 1;
+                    }
+                    Stored::Encrypted {
+                        plaintext,
+                        needs_rotation: true,
+                    } if rotate => {
+                        credential_rows::set_value(tx, id, &cipher.encrypt(plaintext.expose()))?;
+                        report.credentials_rotated += 1;
+                    }
+                    Stored::Encrypted { .. } => report.credentials_unchanged += 1,
+                }
+            }
+            for (provider, text) in config_rows::all(tx)? {
+                let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(&text) else {
+                    report.unreadable_config_rows.push(provider);
+                    continue;
+                };
+                if reseal_config(cipher, &provider, &mut config, rotate, &mut report)? {
+                    config_rows::set_config(tx, &provider, &Value::Object(config).to_string())?;
+                    changed_providers.push(provider);
+                }
+            }
+            Ok(report)
+        })
+        .map_err(|e| db.error(operation, e))?;
+        report.scrubbed = scrub(&conn, db.path())?;
+        drop(conn);
+        if let Some(invalidator) = &self.inner.invalidator {
+            for provider in &changed_providers {
+                invalidator.invalidate(&Invalidation::Provider(provider.clone()));
+            }
+        }
+        let action = format!(
+            "{operation}: {} credential rows encrypted, {} re-encrypted, {} configuration secrets encrypted, {} re-encrypted",
+            report.credentials_encrypted,
+            report.credentials_rotated,
+            report.config_secrets_encrypted,
+            report.config_secrets_rotated
+        );
+        self.audit(
+            AuditEvent::new(CONFIG_CHANGED, action)
+                .target("database", "provider_credentials")
+                .detail("operation", if rotate { "rotate" } else { "encrypt" })
+                .detail("credentials_encrypted", report.credentials_encrypted)
+                .detail("credentials_rotated", report.credentials_rotated)
+                .detail("config_secrets_encrypted", report.config_secrets_encrypted)
+                .detail("config_secrets_rotated", report.config_secrets_rotated)
+                .detail("providers", changed_providers),
+        )?;
+        Ok(report)
+    }
+}
+
+fn credential_deleted(user_id: i64, provider: &str, name: &str, verb: &str) -> AuditEvent {
+    AuditEvent::new(
+        CREDENTIAL_DELETED,
+        format!("{verb} credential {name} of provider {provider} for user {user_id}"),
+    )
+    .target("credential", format!("{user_id}:{provider}:{name}"))
+    .detail("user_id", user_id)
+    .detail("provider", provider)
+    .detail("credential_name", name)
+    .detail("operation", verb)
+}
+
+/// Encrypts (or rotates) the credential keys of one configuration; whether it changed.
+fn reseal_config(
+    cipher: &CredentialCipher,
+    provider: &str,
+    config: &mut Map<String, Value>,
+    rotate: bool,
+    report: &mut MaintenanceReport,
+) -> Result<bool, TxError> {
+    let mut changed = false;
+    for key in CREDENTIAL_KEYS {
+        let Some(Value::String(stored)) = config.get(*key) else {
+            continue;
+        };
+        if stored.is_empty() {
+            continue;
+        }
+        let stored = stored.clone();
+        let replacement = match classify(cipher, &stored).map_err(|source| StoreError::Crypto {
+            context: format!("provider `{provider}`: `{key}`"),
+            source,
+        })? {
+            Stored::Plaintext => {
+                report.config_secrets_encrypted += 1;
+                cipher.encrypt(&stored)
+            }
+            Stored::Encrypted {
+                plaintext,
+                needs_rotation: true,
+            } if rotate => {
+                report.config_secrets_rotated += 1;
+                cipher.encrypt(plaintext.expose())
+            }
+            Stored::Encrypted { .. } => continue,
+        };
+        config.insert((*key).to_owned(), Value::String(replacement));
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Rewrites the database without free pages and empties the write-ahead log. `false` when
+/// another process kept the log in use.
+fn scrub(conn: &rusqlite::Connection, path: &Path) -> Result<bool, StoreError> {
+    conn.execute_batch("VACUUM")
+        .map_err(|e| StoreError::database(path, "rewriting the database (VACUUM)", e))?;
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .map_err(|e| StoreError::database(path, "emptying the write-ahead log", e))?;
+    if busy != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "the write-ahead log could not be emptied: another process is using the database"
+        );
+    }
+    Ok(busy == 0)
+}
+
+fn foreign_key_to_unknown_user(e: StoreError, user_id: i64) -> StoreError {
+    match &e {
+        StoreError::Database { source, .. }
+            if source.0.sqlite_extended_error_code() == Some(SQLITE_CONSTRAINT_FOREIGNKEY) =>
+        {
+            StoreError::UnknownUser { user_id }
+        }
+        _ => e,
+    }
+}

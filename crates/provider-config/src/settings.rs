@@ -1,0 +1,85 @@
+//! [`StoreSettings`]: where the store's files are, from an application's variables. The names
+//! of the variables this crate reads live here (the state directory's live in `private-fs`).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use private_fs::AppName;
+
+use crate::StoreError;
+use crate::audit::AuditKey;
+
+/// The suffix of the variable holding the audit signing key: `<APP>_AUDIT_KEY`.
+pub(crate) const AUDIT_KEY_VAR_SUFFIX: &str = "AUDIT_KEY";
+/// The configuration database under the state directory.
+pub(crate) const JOBS_DB: &str = "cloud/jobs.db";
+/// The audit database under the state directory.
+pub(crate) const AUDIT_DB: &str = "audit.db";
+/// The audit signing key file under the state directory.
+pub(crate) const AUDIT_KEY_FILE: &str = "audit.key";
+
+/// Where the configuration database, the audit trail and its key live.
+///
+/// ```
+/// use std::ffi::OsString;
+/// use provider_config::{AppName, StoreSettings};
+///
+/// let lookup = |name: &str| (name == "SIMPLETUNER_STATE_DIR").then(|| OsString::from("/srv/st"));
+/// let settings = StoreSettings::from_lookup(&AppName::default(), &lookup).unwrap();
+/// assert_eq!(settings.jobs_db, std::path::Path::new("/srv/st/cloud/jobs.db"));
+/// assert_eq!(settings.audit_db, std::path::Path::new("/srv/st/audit.db"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The application (its credential key is `~/.<app>/credential.key`).
+    pub app: AppName,
+    /// The state directory: `<APP>_STATE_DIR` > `<APP>_CONFIG_DIR` > the original's
+    /// candidates (see [`private_fs::state_dir`]).
+    pub state_dir: PathBuf,
+    /// `<state>/cloud/jobs.db`: provider configuration and credentials.
+    pub jobs_db: PathBuf,
+    /// `<state>/audit.db`: the tamper-evident audit trail.
+    pub audit_db: PathBuf,
+    /// `<state>/audit.key`: the audit signing key when the variable is unset.
+    pub audit_key_file: PathBuf,
+    /// The key from `<APP>_AUDIT_KEY`, if set and non-empty.
+    pub audit_key_from_env: Option<AuditKey>,
+}
+
+impl StoreSettings {
+    /// The settings of an application, reading its variables through `lookup`.
+    pub fn from_lookup(
+        app: &AppName,
+        lookup: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, StoreError> {
+        let state_dir = private_fs::state_dir(app, lookup).map_err(StoreError::Locate)?;
+        let var = app.var(AUDIT_KEY_VAR_SUFFIX);
+        let audit_key_from_env = private_fs::read_var(lookup, &var)
+            .map_err(StoreError::Locate)?
+            .map(|text| AuditKey::from_env(&var, text))
+            .transpose()?;
+        Ok(Self {
+            app: app.clone(),
+            audit_key_from_env,
+            ..Self::in_dir(&state_dir)
+        })
+    }
+
+    /// The settings of the process environment for an application.
+    pub fn from_env(app: &AppName) -> Result<Self, StoreError> {
+        Self::from_lookup(app, &|name| std::env::var_os(name))
+    }
+
+    /// The files under an explicit state directory, for the default application, with the
+    /// audit key from its file.
+    pub fn in_dir(state_dir: &Path) -> Self {
+        Self {
+            app: AppName::default(),
+            state_dir: state_dir.to_owned(),
+            jobs_db: state_dir.join(JOBS_DB),
+            audit_db: state_dir.join(AUDIT_DB),
+            audit_key_file: state_dir.join(AUDIT_KEY_FILE),
+            audit_key_from_env: None,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The `provider_config` rows, with the original's statements.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use super::TxError;
+
+/// The stored JSON text of a provider's row.
+pub(crate) fn get(conn: &Connection, provider: &str) -> Result<Option<String>, TxError> {
+    Ok(conn
+        .prepare_cached("SELECT config FROM provider_config WHERE provider = ?1")?
+        .query_row([provider], |row| row.get::<_, String>(0))
+        .optional()?)
+}
+
+/// Same as [`get`], inside a write transaction.
+pub(crate) fn get_in(tx: &Transaction<'_>, provider: &str) -> Result<Option<String>, TxError> {
+    get(tx, provider)
+}
+
+/// Replaces a provider's row (`INSERT OR REPLACE`, as the original).
+pub(crate) fn put(
+    tx: &Transaction<'_>,
+    provider: &str,
+    config: &str,
+    updated_at: &str,
+) -> Result<(), TxError> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO provider_config (provider, config, updated_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute([provider, config, updated_at])?;
+    Ok(())
+}
+
+/// Deletes a provider's row; whether there was one.
+pub(crate) fn delete(tx: &Transaction<'_>, provider: &str) -> Result<bool, TxError> {
+    Ok(tx
+        .prepare_cached("DELETE FROM provider_config WHERE provider = ?1")?
+        .execute([provider])?
+        > 0)
+}
+
+/// Every provider with a row, sorted.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<String>, TxError> {
+    let mut stmt = conn.prepare_cached("SELECT provider FROM provider_config ORDER BY provider")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    let mut providers = Vec::new();
+    for row in rows {
+        providers.push(row?);
+    }
+    Ok(providers)
+}
+
+/// Every row as (provider, stored JSON), for maintenance.
+pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, TxError> {
+    let mut stmt = tx.prepare("SELECT provider, config FROM provider_config ORDER BY provider")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row?);
+    }
+    Ok(all)
+}
+
+/// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance, not a change).
+pub(crate) fn set_config(
+    tx: &Transaction<'_>,
+    provider: &str,
+    config: &str,
+) -> Result<(), TxError> {
+    tx.execute(
+        "UPDATE provider_config SET config = ?2 WHERE provider = ?1",
+        [provider, config],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The SQLite backend: private database files, the original's pragmas, versioned
+//! migrations, a small connection pool, and write transactions that take the write lock
+//! up front (`BEGIN IMMEDIATE`), so a read-modify-write never races another process.
+
+pub(crate) mod audit_rows;
+pub(crate) mod config_rows;
+pub(crate) mod credential_rows;
+pub(crate) mod schema;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::StoreError;
+
+/// As the original: `sqlite3.connect(timeout=30.0)` and `PRAGMA busy_timeout = 30000`.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per database.
+const MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// The tables of one database file and how to bring an older file up to date.
+pub(crate) struct Schema {
+    /// `migrations[i]` takes `PRAGMA user_version` from `i` to `i + 1`.
+    pub(crate) migrations: &'static [fn(&Transaction<'_>) -> rusqlite::Result<()>],
+}
+
+/// Why an operation in a transaction failed: the engine, or the store's own checks.
+pub(crate) enum TxError {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// One SQLite database file.
+#[derive(Debug)]
+pub(crate) struct SqliteDb {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteDb {
+    /// Opens (creating when missing) the database at `path` and migrates it to `schema`.
+    /// The directory is created 0700 and the database, its write-ahead log and its
+    /// shared-memory file 0600.
+    pub(crate) fn open(path: &Path, schema: &Schema) -> Result<Self, StoreError> {
+        let db = Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut conn = db.connect()?;
+        migrate(&mut conn, schema).map_err(|e| match e {
+            TxError::Sql(e) => StoreError::database(path, "migrating the schema", e),
+            TxError::Store(e) => e,
+        })?;
+        db.give_back(conn);
+        Ok(db)
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection with the original's pragmas.
+    pub(crate) fn connect(&self) -> Result<Connection, StoreError> {
+        prepare_files(&self.path)?;
+        let fail = |operation, e| StoreError::database(&self.path, operation, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|e| fail("opening", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| fail("setting the busy timeout", e))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| fail("setting pragmas", e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|e| fail("switching to write-ahead logging", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                path = %self.path.display(),
+                mode,
+                "the database did not switch to write-ahead logging"
+            );
+        }
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A connection whose operation failed is closed
+    /// rather than reused.
+    pub(crate) fn read<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take()?;
+        let result = f(&conn);
+        match result {
+            Ok(value) => {
+                self.give_back(conn);
+                Ok(value)
+            }
+            Err(e) => Err(self.error(operation, e)),
+        }
+    }
+
+    /// Runs `f` in a write transaction begun with `BEGIN IMMEDIATE` (the write lock is
+    /// taken before anything is read, waiting up to the busy timeout for other writers);
+    /// commits when `f` succeeds, rolls back otherwise.
+    pub(crate) fn write<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take()?;
+        let result = write_on(&mut conn, f);
+        match result {
+            Ok(value) => {
+                self.give_back(conn);
+                Ok(value)
+            }
+            Err(e) => Err(self.error(operation, e)),
+        }
+    }
+
+    pub(crate) fn error(&self, operation: &'static str, e: TxError) -> StoreError {
+        match e {
+            TxError::Sql(e) => StoreError::database(&self.path, operation, e),
+            TxError::Store(e) => e,
+        }
+    }
+}
+
+/// `f` in an immediate transaction on `conn`.
+pub(crate) fn write_on<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, TxError>,
+) -> Result<T, TxError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+fn migrate(conn: &mut Connection, schema: &Schema) -> Result<(), TxError> {
+    let supported = i64::try_from(schema.migrations.len()).unwrap_or(i64::MAX);
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == supported {
+        return Ok(());
+    }
+    let path = conn.path().map(PathBuf::from).unwrap_or_default();
+    let too_new = |found| {
+        TxError::Store(StoreError::SchemaTooNew {
+            path: path.clone(),
+            found,
+            supported,
+        })
+    };
+    if version > supported {
+        return Err(too_new(version));
+    }
+    write_on(conn, |tx| {
+        // Another process may have migrated while this one waited for the lock.
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > supported {
+            return Err(too_new(version));
+        }
+        let from = usize::try_from(version.max(0)).unwrap_or(0);
+        for step in &schema.migrations[from..] {
+            step(tx)?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {supported}"))?;
+        Ok(())
+    })
+}
+
+/// The companion files SQLite creates beside a database in WAL mode.
+pub(crate) fn companion_paths(db: &Path) -> [PathBuf; 2] {
+    let with_suffix = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [with_suffix("-wal"), with_suffix("-shm")]
+}
+
+/// Creates the directory 0700 and the database, `-wal` and `-shm` files 0600 before SQLite
+/// opens them, so none of them ever exists with wider permissions (SQLite would otherwise
+/// create them with the process umask's mode). Existing files are left as they are, with a
+/// warning when others can read them.
+fn prepare_files(db: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_fs::create_private_dir(dir)
+            .map_err(|e| StoreError::io(dir, "creating the directory", e))?;
+    }
+    create_private(db, false)?;
+    // SQLite names its companion files after the resolved database path.
+    let resolved = fs::canonicalize(db).map_err(|e| StoreError::io(db, "resolving", e))?;
+    for companion in companion_paths(&resolved) {
+        create_private(&companion, true)?;
+    }
+    Ok(())
+}
+
+fn create_private(path: &Path, refuse_symlink: bool) -> Result<(), StoreError> {
+    let mut options = private_fs::private_options();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    if refuse_symlink {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A link planted at a companion path cannot redirect the creation.
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    let _ = refuse_symlink;
+    let file = options
+        .open(path)
+        .map_err(|e| StoreError::io(path, "creating privately", e))?;
+    if let Ok(meta) = file.metadata() {
+        private_fs::warn_if_exposed(path, &meta, "database file");
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The configuration database and audit trail that `config`, `audit`, `crypto migrate-db` and
+//! `crypto rotate-db` use: where they are, and who is acting.
+
+use secrets::AppName;
+use secrets::config::{Actor, CredentialStore, MaintenanceReport, StoreSettings};
+use secrets::crypto::{KeyLoader, KeyOrigin};
+
+use crate::failure::{Failure, exit};
+
+/// The application's store settings, from its variables.
+pub(crate) fn settings(app: &AppName) -> Result<StoreSettings, Failure> {
+    Ok(StoreSettings::from_env(app)?)
+}
+
+/// The author recorded in the audit trail: the operating-system user running the command
+/// (informational; whoever can run the command can set `USER`).
+pub(crate) fn actor() -> Actor {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .map_or_else(Actor::unknown, |user| Actor::named(format!("cli:{user}")))
+}
+
+/// The application's credential store with its key; `None` (said on stderr) when there is no
+/// database yet.
+pub(crate) fn credential_store(app: &AppName) -> Result<Option<CredentialStore>, Failure> {
+    let settings = settings(app)?;
+    if !settings.jobs_db.exists() {
+        eprintln!(
+            "secrets: no database at {}: nothing to do",
+            settings.jobs_db.display()
+        );
+        return Ok(None);
+    }
+    let crypto = |e: secrets::crypto::CryptoError| Failure::new(exit::CRYPTO, e.to_string());
+    let keyring = KeyLoader::new(app).load().map_err(crypto)?;
+    if let KeyOrigin::Generated(path) = &keyring.origin {
+        eprintln!(
+            "secrets: generated a new credential key in {} (mode 0600). Back it up together \
+             with the database: without it, the stored credentials cannot be decrypted.",
+            path.display()
+        );
+    }
+    let cipher = keyring.cipher().map_err(crypto)?;
+    Ok(Some(
+        CredentialStore::open(&settings, cipher)?.acting_as(actor()),
+    ))
+}
+
+/// Reports what could not be checked, and fails when old copies may remain.
+pub(crate) fn finish_maintenance(report: &MaintenanceReport) -> Result<u8, Failure> {
+    for provider in &report.unreadable_config_rows {
+        eprintln!(
+            "secrets: warning: the configuration of provider `{provider}` is not valid JSON and was not examined"
+        );
+    }
+    if report.scrubbed {
+        Ok(0)
+    } else {
+        Err(Failure::new(
+            exit::PROVIDER,
+            "the rows were updated, but another process kept the write-ahead log in use, so old copies may remain in it; stop the server and run the command again",
+        ))
+    }
+}
