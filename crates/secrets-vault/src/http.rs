@@ -268,11 +268,7 @@ impl Http {
                 causes(&e).join(": ")
             ))
         })?;
-        if base.scheme() == "http"
-            && !base
-                .host_str()
-                .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
-        {
+        if base.scheme() == "http" && !is_loopback(&base) {
             tracing::warn!(
                 provider = PROVIDER_NAME,
                 host = base.host_str().unwrap_or_default(),
@@ -413,6 +409,23 @@ impl Http {
         ProviderError::new(PROVIDER_NAME, kind, message)
             .with_location(Location::Url(url.to_string()))
     }
+}
+
+/// Whether the URL's host is this machine for certain: a literal loopback address
+/// (127.0.0.0/8, `::1`) or `localhost`. A name that merely starts with `127.`
+/// (`127.attacker.example`) is a domain like any other.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // The URL parser has already turned every IPv4 spelling (`127.1`, `0x7f.0.0.1`) into
+    // dotted decimal and bracketed IPv6; what does not parse as an address is a name.
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn oversized(url: &Url) -> ProviderError {

@@ -251,6 +251,29 @@ fn debug_output_shows_no_credentials() {
     }
 }
 
+#[test]
+fn only_literal_loopback_addresses_and_localhost_count_as_loopback() {
+    for (address, loopback) in [
+        ("http://127.0.0.1:8200", true),
+        ("http://127.1", true),
+        ("http://127.255.3.4:80", true),
+        ("http://[::1]:8200", true),
+        ("http://localhost:8200", true),
+        ("http://LocalHost", true),
+        // Names that only look like loopback reach another machine: the token crosses the
+        // network unencrypted, so they get the warning.
+        ("http://127.attacker.example", false),
+        ("http://127.0.0.1.nip.io:8200", false),
+        ("http://localhost.attacker.example", false),
+        ("http://128.0.0.1", false),
+        ("http://[::2]", false),
+        ("http://vault.internal:8200", false),
+    ] {
+        let url = reqwest::Url::parse(address).unwrap();
+        assert_eq!(crate::http::is_loopback(&url), loopback, "{address}");
+    }
+}
+
 // ---------------------------------------------------------------- the renewal rule
 
 fn lease(ttl: u64, renewable: bool) -> Lease {
