@@ -11,7 +11,7 @@ use secrets_core::{Clock, ErrorKind, Location, ProviderError, Secret};
 use serde_json::Value;
 
 use crate::http::{Call, Http, Reply, scrub, status_error};
-use crate::settings::{PROVIDER_NAME, SecretIdSource, VaultAuth};
+use crate::settings::{PROVIDER_NAME, SECRET_ID_FILE_VAR, SecretIdSource, VaultAuth};
 
 /// A token and what is known of its lifetime.
 #[derive(Clone)]
@@ -234,7 +234,7 @@ impl Auth {
         if let Some(source) = &approle.secret_id {
             let secret_id = match source {
                 SecretIdSource::Value(value) => value.clone(),
-                SecretIdSource::File(path) => read_secret_id_file(path)?,
+                SecretIdSource::File(path) => read_secret_id_file(path).await?,
             };
             body.insert(
                 "secret_id".to_owned(),
@@ -424,26 +424,36 @@ fn not_configured() -> ProviderError {
     )
 }
 
-fn read_secret_id_file(path: &std::path::Path) -> Result<Secret, ProviderError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ProviderError::io(
-            PROVIDER_NAME,
-            "reading the AppRole secret ID file",
-            Location::file(path),
-            e,
-        )
-    })?;
-    let secret = Secret::new(text.trim());
-    // The untrimmed copy is wiped.
-    let mut text = text;
-    zeroize::Zeroize::zeroize(&mut text);
-    if secret.is_empty() {
-        return Err(ProviderError::new(
+/// Largest secret-ID file read (a secret ID is a UUID; anything near this is not one).
+const MAX_SECRET_ID_FILE: u64 = 64 << 10;
+
+/// Reads the secret-ID file off the runtime's threads: a regular file of bounded size only,
+/// so a FIFO, a device (`/dev/zero`) or a directory is an error at once, never a hang or an
+/// endless read.
+async fn read_secret_id_file(path: &std::path::Path) -> Result<Secret, ProviderError> {
+    let location = Location::file(path);
+    let doing = format!("reading the AppRole secret ID file ({SECRET_ID_FILE_VAR})");
+    let owned = path.to_owned();
+    let read =
+        private_fs::unblock(move || private_fs::read_regular_file(&owned, MAX_SECRET_ID_FILE))
+            .await
+            .and_then(|read| read)
+            .map_err(|e| ProviderError::io(PROVIDER_NAME, doing.clone(), location.clone(), e))?;
+    let misconfigured = |why: &'static str| {
+        ProviderError::new(
             PROVIDER_NAME,
             ErrorKind::Misconfigured,
-            "the AppRole secret ID file is empty",
+            format!("{doing}: {why}"),
         )
-        .with_location(Location::file(path)));
+        .with_location(location.clone())
+    };
+    let bytes = read.ok_or_else(|| misconfigured("the file does not exist"))?;
+    // No source attached: a UTF-8 error names byte positions of the secret.
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| misconfigured("the file is not UTF-8 text"))?;
+    let secret = Secret::new(text.trim());
+    if secret.is_empty() {
+        return Err(misconfigured("the file is empty"));
     }
     Ok(secret)
 }

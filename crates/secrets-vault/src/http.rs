@@ -16,11 +16,14 @@ use secrets_core::{ErrorKind, Location, ProviderError, Secret};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::settings::{PROVIDER_NAME, VaultSettings, validate_address};
+use crate::settings::{CACERT_VAR, PROVIDER_NAME, VaultSettings, validate_address};
 
 /// Largest response body accepted. A KV secret of key -> value pairs is far smaller; a
 /// larger answer is a hostile or broken server.
 pub(crate) const MAX_BODY: usize = 8 << 20;
+
+/// Largest CA certificate file read (a system-wide bundle is a few hundred KiB).
+const MAX_CA_FILE: u64 = 4 << 20;
 
 /// What a request is for, for counting and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,22 +236,29 @@ impl Http {
             .user_agent(concat!("secrets-vault/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_cert {
             let location = Location::file(path);
-            let pem = std::fs::read(path).map_err(|e| {
-                ProviderError::io(
-                    PROVIDER_NAME,
-                    "reading the CA certificate file",
-                    location.clone(),
-                    e,
-                )
-            })?;
+            let doing = format!("reading the CA certificate file ({CACERT_VAR})");
+            // A regular file of bounded size only: a FIFO or a device is an error at once,
+            // never a hang or an endless read.
+            let pem = private_fs::read_regular_file(path, MAX_CA_FILE)
+                .map_err(|e| {
+                    misconfigured(doing.clone())
+                        .with_location(location.clone())
+                        .with_source(e)
+                })?
+                .ok_or_else(|| {
+                    misconfigured(format!("{doing}: the file does not exist"))
+                        .with_location(location.clone())
+                })?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-                misconfigured("the CA certificate file is not a PEM bundle".to_owned())
-                    .with_location(location.clone())
+                misconfigured(format!(
+                    "the CA certificate file ({CACERT_VAR}) is not a PEM bundle"
+                ))
+                .with_location(location.clone())
             })?;
             if certificates.is_empty() {
-                return Err(misconfigured(
-                    "the CA certificate file holds no certificate".to_owned(),
-                )
+                return Err(misconfigured(format!(
+                    "the CA certificate file ({CACERT_VAR}) holds no certificate"
+                ))
                 .with_location(location));
             }
             builder = builder.tls_certs_only(certificates);

@@ -274,6 +274,103 @@ fn only_literal_loopback_addresses_and_localhost_count_as_loopback() {
     }
 }
 
+/// Runs `work` on a thread of its own and returns its result; fails the test when it is not
+/// done within `limit` (a read that hangs must fail the test, not stall it).
+fn finishes_within<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    result
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still running after {limit:?}: it hangs"))
+}
+
+/// Files that are not regular files, or not usable, and what the error must say.
+fn unusable_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, &'static str)> {
+    let fifo = dir.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zero = dir.join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+    let huge = dir.join("huge");
+    std::fs::write(&huge, vec![b'a'; 5 << 20]).unwrap();
+    vec![
+        (fifo, "a FIFO"),
+        (zero, "a device"),
+        (dir.join("subdir"), "a directory"),
+        (dangling, "does not exist"),
+        (dir.join("missing"), "does not exist"),
+        (huge, "larger than"),
+    ]
+}
+
+#[test]
+fn a_secret_id_file_that_is_not_a_small_regular_file_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    let mut cases = unusable_files(dir.path());
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, " \n").unwrap();
+    let latin1 = dir.path().join("latin1");
+    std::fs::write(&latin1, b"caf\xe9").unwrap();
+    cases.extend([(empty, "empty"), (latin1, "not UTF-8")]);
+    let script = Script::new(3600, vec![Ok(3600)]);
+    let server = serve(&script);
+    for (path, says) in cases {
+        let settings = VaultSettings::new(server.url())
+            .approle(AppRole::with_secret_id_file(ROLE_ID, &path))
+            .path("app");
+        let provider = VaultProvider::new(settings).unwrap();
+        let error = finishes_within(Duration::from_secs(5), move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(provider.get("KEY"))
+        })
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(says), "{}: {text}", path.display());
+        assert!(text.contains("VAULT_SECRET_ID_FILE"), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+    }
+    assert_eq!(
+        server.count("/v1/auth/approle/login"),
+        0,
+        "no login was tried"
+    );
+}
+
+#[test]
+fn a_ca_file_that_is_not_a_small_regular_file_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    for (path, says) in unusable_files(dir.path()) {
+        let settings = VaultSettings::new("https://127.0.0.1:8200")
+            .token(TOKEN)
+            .ca_cert(&path);
+        let error = finishes_within(Duration::from_secs(5), move || {
+            VaultProvider::new(settings).unwrap_err()
+        });
+        let text = error.to_string();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{text}");
+        assert!(text.contains(says), "{}: {text}", path.display());
+        assert!(text.contains("VAULT_CACERT"), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+    }
+}
+
 // ---------------------------------------------------------------- the renewal rule
 
 fn lease(ttl: u64, renewable: bool) -> Lease {
