@@ -190,3 +190,37 @@ async fn approle_with_a_denying_policy_logs_in_once_more_then_fails() {
     let stats = p.stats();
     assert_eq!((stats.logins, stats.secret_reads), (2, 2), "{stats:?}");
 }
+
+/// A token the server no longer knows (revoked, as an expired one is) is said to be invalid
+/// or expired, not "the policies grant nothing under the mount"; a valid token without the
+/// `default` policy, which may not look itself up, still reads.
+#[tokio::test]
+async fn an_unknown_token_is_invalid_or_expired_and_one_without_default_policy_still_reads() {
+    let admin = vault::shared();
+    let (path, policy) = readable_secret(&admin);
+    let revoked = admin.token(&[&policy], json!({"ttl": "1h"}));
+    admin.revoke(&revoked);
+    for token in [revoked.as_str(), "s.never-issued"] {
+        let p = VaultProvider::new(
+            VaultSettings::new(admin.addr.clone())
+                .token(token)
+                .path(&path),
+        )
+        .unwrap();
+        let error = p.get("HF_TOKEN").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("invalid or expired"), "{text}");
+        assert!(!text.contains("policies grant nothing"), "{text}");
+        assert!(!text.contains(token), "{text}");
+    }
+
+    let bare = admin.token(&[&policy], json!({"ttl": "1h", "no_default_policy": true}));
+    let p = VaultProvider::new(
+        VaultSettings::new(admin.addr.clone())
+            .token(bare)
+            .path(&path),
+    )
+    .unwrap();
+    assert_eq!(value(&p, "HF_TOKEN").await, "hf_auth");
+}

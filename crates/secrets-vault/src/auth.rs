@@ -4,6 +4,7 @@
 //! concurrent requests cause one login or renewal), on the provider's [`Clock`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -88,6 +89,9 @@ pub(crate) struct Auth {
     method: Option<VaultAuth>,
     lease: tokio::sync::Mutex<Option<Lease>>,
     clock: Arc<dyn Clock>,
+    /// The given token's own lookup was refused: it is invalid or expired, or lacks the
+    /// `default` policy. Which one shows when the server refuses it for something else too.
+    lookup_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -109,7 +113,14 @@ impl Auth {
             method,
             lease: tokio::sync::Mutex::new(None),
             clock,
+            lookup_refused: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server refused the given token's lookup of itself (`lookup-self`): the
+    /// token is invalid or expired, or lacks permission to look itself up.
+    pub(crate) fn lookup_refused(&self) -> bool {
+        self.lookup_refused.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_configured(&self) -> bool {
@@ -326,9 +337,13 @@ impl Auth {
             exhausted: true,
         };
         if matches!(reply.status, 401 | 403) {
+            // An invalid or expired token is refused here, and so is a valid one without the
+            // `default` policy; the latter still works, so the token is tried.
+            self.lookup_refused.store(true, Ordering::Relaxed);
             tracing::debug!(
                 provider = PROVIDER_NAME,
-                "the token may not look itself up; it is used without renewal"
+                "the server refused the token's lookup of itself: it is invalid or expired, or \
+                 lacks permission to look itself up; it is used as is, without renewal"
             );
             return Ok(unknown);
         }

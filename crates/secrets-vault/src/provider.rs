@@ -279,6 +279,17 @@ impl Inner {
                     }
                 }
             }
+            401 | 403 if self.auth.lookup_refused() => {
+                return Err(self.error(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "the token is invalid or expired (HTTP {}): the server refused it for \
+                         its own lookup and for mount `{mount}` (or it lacks permission to look \
+                         itself up and has no capability under the mount)",
+                        reply.status
+                    ),
+                ));
+            }
             401 | 403 => {
                 return Err(self.error(
                     ErrorKind::PermissionDenied,

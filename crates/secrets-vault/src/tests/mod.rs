@@ -720,6 +720,21 @@ async fn a_refused_mount_lookup_is_permission_denied_and_no_read_is_tried() {
 }
 
 #[tokio::test]
+async fn an_expired_token_is_said_to_be_invalid_or_expired() {
+    // What OpenBao answers an expired or revoked token, whatever the path.
+    let server = FakeVault::start(|_| Answer::json(403, json!({"errors": ["permission denied"]})));
+    let clock = Arc::new(ManualClock::new());
+    let provider = token_provider(&server, &clock);
+    let error = provider.get("KEY").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+    let text = error.to_string();
+    assert!(text.contains("invalid or expired"), "{text}");
+    assert!(text.contains("look itself up"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+    assert_eq!(provider.stats().secret_reads, 0);
+}
+
+#[tokio::test]
 async fn a_sealed_server_is_unavailable_and_detection_is_asked_again_later() {
     let sealed = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = Arc::clone(&sealed);
