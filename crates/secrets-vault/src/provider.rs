@@ -2,6 +2,7 @@
 //! TTL through a [`Snapshot`], written key by key.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::auth::Auth;
 use crate::http::{Call, Http, Reply, VaultStats, scrub, status_error};
 use crate::kv::{self, Entry, KvObject, MountKind, RawObject};
-use crate::settings::{KvVersion, PROVIDER_NAME, VaultSettings, path_segments};
+use crate::settings::{CLIENT_TIMEOUT_VAR, KvVersion, PROVIDER_NAME, VaultSettings, path_segments};
 
 /// How many times a KV v2 write is tried when another writer changes the secret between
 /// this writer's read and its check-and-set write.
@@ -225,7 +226,30 @@ impl Inner {
 
     /// The copy lookups are served from (read when not fresh).
     async fn current(&self) -> Result<Arc<KvObject>, ProviderError> {
-        self.snapshot.get(|| self.read()).await
+        self.snapshot
+            .get(|| self.within_deadline("lookup", self.read()))
+            .await
+    }
+
+    /// Runs the requests of one operation (a lookup's read, a write, a health check) under one
+    /// deadline: the configured timeout covers all of them together (token lookup or login,
+    /// renewal, mount lookup, read, write), not each one.
+    async fn within_deadline<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let limit = self.settings.timeout;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete answer within {limit:?} for the {operation} (the timeout, \
+                     {CLIENT_TIMEOUT_VAR}, covers all the requests of one {operation})"
+                ),
+            )),
+        }
     }
 
     /// Sends a request with the token; when the server refuses it (401/403) and a new login
@@ -483,11 +507,15 @@ impl Inner {
             ));
         }
         let _one_writer = self.writing.lock().await;
-        let result = match self.kv_version().await {
-            Ok(KvVersion::V2) => self.write_v2(&change).await,
-            Ok(KvVersion::V1) => self.write_v1(&change).await,
-            Err(error) => Err(error),
-        };
+        let result = self
+            .within_deadline("write", async {
+                match self.kv_version().await? {
+                    KvVersion::V2 => self.write_v2(&change).await,
+                    KvVersion::V1 => self.write_v1(&change).await,
+                }
+            })
+            .await;
+        // Also after a timeout: the write may have reached the server.
         self.snapshot.invalidate();
         result.map_err(|e| e.with_key(change.key()))
     }
@@ -563,8 +591,13 @@ impl Inner {
         Ok(existed)
     }
 
-    /// `sys/health`, then the token's own lookup.
+    /// `sys/health`, then the token's own lookup, within one deadline.
     async fn health(&self) -> Result<(), ProviderError> {
+        self.within_deadline("health check", self.check_health())
+            .await
+    }
+
+    async fn check_health(&self) -> Result<(), ProviderError> {
         let mut url = self.http.url(&["sys", "health"]);
         url.query_pairs_mut()
             .append_pair("standbyok", "true")

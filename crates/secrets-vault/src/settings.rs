@@ -23,7 +23,8 @@ pub const NAMESPACE_VAR: &str = "VAULT_NAMESPACE";
 pub const CACERT_VAR: &str = "VAULT_CACERT";
 /// `true`/`1`: do not verify the server's certificate. Dangerous; logged loudly.
 pub const SKIP_VERIFY_VAR: &str = "VAULT_SKIP_VERIFY";
-/// Total time allowed for one request (`5`, `5s`, `500ms`, `1m`).
+/// Total time allowed for one lookup, write or health check, all its requests together
+/// (`5`, `5s`, `500ms`, `1m`).
 pub const CLIENT_TIMEOUT_VAR: &str = "VAULT_CLIENT_TIMEOUT";
 /// The AppRole role ID; setting it selects AppRole login.
 pub const ROLE_ID_VAR: &str = "VAULT_ROLE_ID";
@@ -52,7 +53,8 @@ pub const DEFAULT_MOUNT: &str = "secret";
 pub const DEFAULT_APPROLE_MOUNT: &str = "approle";
 /// Time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Time allowed for a whole request, connection included.
+/// Time allowed for one whole lookup, write or health check: every request it makes (token
+/// lookup or login, renewal, mount lookup, read, write), connections included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a read secret is fresh.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -177,7 +179,7 @@ pub struct VaultSettings {
     pub skip_verify: bool,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
-    /// Time allowed for one whole request.
+    /// Time allowed for one whole lookup, write or health check, all its requests together.
     pub timeout: Duration,
     /// How the read secret is cached: TTL (300 s), stale copy on transient failures, backoff.
     pub refresh: SnapshotPolicy,
@@ -218,7 +220,7 @@ fn without_userinfo(address: &str) -> String {
 impl VaultSettings {
     /// Settings for a server, with defaults: no authentication (set one with
     /// [`token`](Self::token) or [`approle`](Self::approle)), mount `secret`, path
-    /// `simpletuner`, KV version detected, connect timeout 2 s, request timeout 5 s, cache
+    /// `simpletuner`, KV version detected, connect timeout 2 s, total timeout 5 s, cache
     /// TTL 300 s.
     pub fn new(address: impl Into<String>) -> Self {
         Self {
@@ -296,10 +298,11 @@ impl VaultSettings {
         self
     }
 
-    /// Sets the connect and whole-request timeouts.
-    pub fn timeouts(mut self, connect: Duration, request: Duration) -> Self {
+    /// Sets the connect timeout and the total one (all the requests of one lookup, write or
+    /// health check together).
+    pub fn timeouts(mut self, connect: Duration, total: Duration) -> Self {
         self.connect_timeout = connect;
-        self.timeout = request;
+        self.timeout = total;
         self
     }
 
@@ -319,7 +322,7 @@ impl VaultSettings {
     /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` or `VAULT_SECRET_ID_FILE` | AppRole auth (wins over a token) |
     /// | `VAULT_NAMESPACE` | namespace |
     /// | `VAULT_CACERT`, `VAULT_SKIP_VERIFY` | TLS |
-    /// | `VAULT_CLIENT_TIMEOUT` | request timeout |
+    /// | `VAULT_CLIENT_TIMEOUT` | total timeout of a lookup, write or health check |
     /// | `<APP>_VAULT_PATH` | path (default: the application name) |
     /// | `<APP>_VAULT_MOUNT` | mount (`secret`) |
     /// | `<APP>_VAULT_APPROLE_MOUNT` | AppRole mount (`approle`) |

@@ -886,6 +886,62 @@ async fn statuses_and_broken_answers_map_to_distinct_kinds() {
 }
 
 #[tokio::test]
+async fn one_deadline_covers_every_request_of_a_lookup_a_write_and_a_health_check() {
+    // Every answer takes 600 ms: any single request fits in the 1 s timeout, but a first
+    // lookup makes three (token lookup, mount lookup, read), a health check two and a write
+    // four.
+    let server = FakeVault::start(|seen| {
+        std::thread::sleep(Duration::from_millis(600));
+        match (seen.method.as_str(), seen.path()) {
+            (_, "/v1/auth/token/lookup-self") => {
+                Answer::json(200, json!({"data": {"ttl": 0, "renewable": false}}))
+            }
+            (_, "/v1/sys/internal/ui/mounts/secret") => Answer::json(
+                200,
+                json!({"data": {"type": "kv", "options": {"version": "2"}}}),
+            ),
+            (_, "/v1/sys/health") => Answer::json(200, json!({"sealed": false})),
+            ("GET", "/v1/secret/data/app") => Answer::json(
+                200,
+                json!({"data": {"data": {"KEY": VALUE}, "metadata": {"version": 1}}}),
+            ),
+            ("POST", "/v1/secret/data/app") => Answer::json(200, json!({"data": {"version": 2}})),
+            _ => Answer::json(404, json!({"errors": []})),
+        }
+    });
+    let limit = Duration::from_secs(1);
+    let fresh = || {
+        VaultProvider::new(
+            VaultSettings::new(server.url())
+                .token(TOKEN)
+                .path("app")
+                .timeouts(Duration::from_secs(2), limit),
+        )
+        .unwrap()
+    };
+    for operation in ["lookup", "health check", "write"] {
+        let provider = fresh();
+        let started = std::time::Instant::now();
+        let error = match operation {
+            "lookup" => provider.get("KEY").await.map(drop),
+            "health check" => provider.health().await,
+            _ => provider.set("KEY", &Secret::new("new")).await,
+        }
+        .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{operation}: {error}");
+        assert!(
+            error.to_string().contains(&format!("for the {operation}")),
+            "{error}"
+        );
+        assert!(
+            took < limit + Duration::from_millis(400),
+            "{operation} took {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn transport_failures_say_connect_timeout_or_tls() {
     // Nothing listens: connection refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
