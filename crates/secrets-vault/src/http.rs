@@ -33,6 +33,7 @@ pub(crate) enum Call {
     MountLookup,
     Login,
     Renew,
+    Revoke,
     TokenLookup,
     Health,
 }
@@ -45,6 +46,7 @@ pub(crate) struct Counters {
     mount_lookups: AtomicU64,
     logins: AtomicU64,
     renewals: AtomicU64,
+    revocations: AtomicU64,
     token_lookups: AtomicU64,
     health_checks: AtomicU64,
 }
@@ -64,6 +66,8 @@ pub struct VaultStats {
     pub logins: u64,
     /// Token renewals (`auth/token/renew-self`).
     pub renewals: u64,
+    /// Revocations of tokens replaced by a new login (`auth/token/revoke-self`).
+    pub revocations: u64,
     /// Token lookups (`auth/token/lookup-self`).
     pub token_lookups: u64,
     /// `sys/health` checks.
@@ -78,6 +82,7 @@ impl VaultStats {
             + self.mount_lookups
             + self.logins
             + self.renewals
+            + self.revocations
             + self.token_lookups
             + self.health_checks
     }
@@ -91,6 +96,7 @@ impl Counters {
             Call::MountLookup => &self.mount_lookups,
             Call::Login => &self.logins,
             Call::Renew => &self.renewals,
+            Call::Revoke => &self.revocations,
             Call::TokenLookup => &self.token_lookups,
             Call::Health => &self.health_checks,
         };
@@ -105,6 +111,7 @@ impl Counters {
             mount_lookups: get(&self.mount_lookups),
             logins: get(&self.logins),
             renewals: get(&self.renewals),
+            revocations: get(&self.revocations),
             token_lookups: get(&self.token_lookups),
             health_checks: get(&self.health_checks),
         }

@@ -13,7 +13,7 @@ use secrets_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Op};
 use crate::http::{Call, Http, Reply, VaultStats, scrub, status_error};
 use crate::kv::{self, Entry, KvObject, MountKind, RawObject};
 use crate::settings::{CLIENT_TIMEOUT_VAR, KvVersion, PROVIDER_NAME, VaultSettings, path_segments};
@@ -39,7 +39,11 @@ const CAS_ATTEMPTS: usize = 3;
 ///   (a concurrent change is retried, then reported as [`ErrorKind::Conflict`]); on KV v1 a
 ///   plain write of the whole object (KV v1 cannot detect a concurrent writer).
 /// - Auth: see [`VaultAuth`](crate::VaultAuth). A refused request (403) with AppRole causes
-///   one new login and one retry, then the error.
+///   a new login and one retry, then the error; at most one login per lookup, write or
+///   health check, and none for a while after a token fresh from a login was refused (the
+///   role's policies do not allow the request). A token a login replaces is revoked.
+/// - One deadline, the settings' `timeout`, covers all the requests of a lookup, a write or a
+///   health check.
 pub struct VaultProvider {
     inner: Arc<Inner>,
 }
@@ -75,6 +79,11 @@ impl fmt::Debug for VaultProvider {
             .field("snapshot", &inner.snapshot)
             .finish()
     }
+}
+
+/// Whether the server refused the token (or its policies refused the request).
+fn is_refusal(reply: &Reply) -> bool {
+    matches!(reply.status, 401 | 403)
 }
 
 /// What a write does to the object.
@@ -127,7 +136,7 @@ impl VaultProvider {
         };
         let snapshot =
             Snapshot::new(PROVIDER_NAME, settings.refresh).with_clock(Arc::clone(&clock));
-        let auth = Auth::new(settings.auth.clone(), clock);
+        let auth = Auth::new(settings.auth.clone(), settings.refresh.retry_backoff, clock);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -252,40 +261,57 @@ impl Inner {
         }
     }
 
-    /// Sends a request with the token; when the server refuses it (401/403) and a new login
-    /// is possible, logs in once and sends it once more.
+    /// Sends a request with the token. When the server refuses it (401/403) and a new login
+    /// may help (AppRole, no login yet in this operation, no token fresh from a login refused
+    /// recently), logs in and sends it once more.
     async fn authorized(
         &self,
+        op: &mut Op,
         call: Call,
         method: Method,
         url: &Url,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, ProviderError> {
-        let token = self.auth.token(&self.http).await?;
+        let token = self.auth.token(&self.http, op).await?;
         let reply = self
             .http
             .send(call, method.clone(), url, Some(&token), body.clone())
             .await?;
-        if matches!(reply.status, 401 | 403)
-            && let Some(fresh) = self.auth.relogin(&self.http, &token).await?
-        {
-            return self.http.send(call, method, url, Some(&fresh), body).await;
+        if !is_refusal(&reply) {
+            return Ok(reply);
+        }
+        if op.is_fresh(&token) {
+            self.auth.fresh_token_refused().await;
+            return Ok(reply);
+        }
+        let Some(fresh) = self.auth.relogin(&self.http, &token, op).await? else {
+            return Ok(reply);
+        };
+        let reply = self
+            .http
+            .send(call, method, url, Some(&fresh), body)
+            .await?;
+        match (is_refusal(&reply), op.is_fresh(&fresh)) {
+            (true, true) => self.auth.fresh_token_refused().await,
+            (false, true) => self.auth.relogin_helped().await,
+            // Another operation's token: its own requests judge it.
+            (_, false) => {}
         }
         Ok(reply)
     }
 
-    async fn kv_version(&self) -> Result<KvVersion, ProviderError> {
-        self.kv.get_or_try_init(|| self.detect()).await.copied()
+    async fn kv_version(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
+        self.kv.get_or_try_init(|| self.detect(op)).await.copied()
     }
 
     /// Asks the server which KV version the mount runs. Only a clear answer counts: a
     /// refusal, a sealed server or a network error is an error, not a guess.
-    async fn detect(&self) -> Result<KvVersion, ProviderError> {
+    async fn detect(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
         let mut segments = vec!["sys", "internal", "ui", "mounts"];
         segments.extend(self.mount.iter().map(String::as_str));
         let url = self.http.url(&segments);
         let reply = self
-            .authorized(Call::MountLookup, Method::GET, &url, None)
+            .authorized(op, Call::MountLookup, Method::GET, &url, None)
             .await?;
         let mount = self.mount.join("/");
         let version = match reply.status {
@@ -333,17 +359,17 @@ impl Inner {
             }
             // A server without the mount lookup: ask the v1 location, which a v2 mount
             // answers with a warning.
-            404 | 405 => self.probe_version().await?,
+            404 | 405 => self.probe_version(op).await?,
             _ => return Err(status_error(&reply, &url, "detecting the KV version")),
         };
         tracing::debug!(provider = PROVIDER_NAME, mount, %version, "KV version detected");
         Ok(version)
     }
 
-    async fn probe_version(&self) -> Result<KvVersion, ProviderError> {
+    async fn probe_version(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
         let url = self.secret_url(None);
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
             200 => Ok(KvVersion::V1),
@@ -394,9 +420,10 @@ impl Inner {
 
     /// Reads the secret for the snapshot.
     async fn read(&self) -> Result<KvObject, ProviderError> {
-        let version = self.kv_version().await?;
+        let op = &mut Op::default();
+        let version = self.kv_version(op).await?;
         let object = match version {
-            KvVersion::V2 => self.read_v2(self.settings.secret_version).await?,
+            KvVersion::V2 => self.read_v2(op, self.settings.secret_version).await?,
             KvVersion::V1 => {
                 if self.settings.secret_version.is_some() {
                     return Err(self.error(
@@ -404,7 +431,7 @@ impl Inner {
                         "a secret version is pinned but the mount is KV v1, which has no versions",
                     ));
                 }
-                let (map, _) = self.read_raw_v1().await?;
+                let (map, _) = self.read_raw_v1(op).await?;
                 map.map_or_else(|| KvObject::absent(None), |m| KvObject::from_map(m, None))
             }
         };
@@ -425,8 +452,8 @@ impl Inner {
         Ok(object)
     }
 
-    async fn read_v2(&self, pinned: Option<u64>) -> Result<KvObject, ProviderError> {
-        let (map, version) = self.read_raw_v2(pinned).await?;
+    async fn read_v2(&self, op: &mut Op, pinned: Option<u64>) -> Result<KvObject, ProviderError> {
+        let (map, version) = self.read_raw_v2(op, pinned).await?;
         if pinned.is_some() && map.is_none() {
             return Err(self.error(
                 ErrorKind::NotFound,
@@ -444,14 +471,18 @@ impl Inner {
 
     /// The KV v2 object (`None`: nothing stored) and the current version (0 when the path
     /// was never written).
-    async fn read_raw_v2(&self, pinned: Option<u64>) -> Result<RawObject, ProviderError> {
+    async fn read_raw_v2(
+        &self,
+        op: &mut Op,
+        pinned: Option<u64>,
+    ) -> Result<RawObject, ProviderError> {
         let mut url = self.secret_url(Some("data"));
         if let Some(version) = pinned {
             url.query_pairs_mut()
                 .append_pair("version", &version.to_string());
         }
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
             200 => {
@@ -475,10 +506,10 @@ impl Inner {
     }
 
     /// The KV v1 object (`None`: nothing stored).
-    async fn read_raw_v1(&self) -> Result<RawObject, ProviderError> {
+    async fn read_raw_v1(&self, op: &mut Op) -> Result<RawObject, ProviderError> {
         let url = self.secret_url(None);
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
             200 => {
@@ -509,9 +540,10 @@ impl Inner {
         let _one_writer = self.writing.lock().await;
         let result = self
             .within_deadline("write", async {
-                match self.kv_version().await? {
-                    KvVersion::V2 => self.write_v2(&change).await,
-                    KvVersion::V1 => self.write_v1(&change).await,
+                let op = &mut Op::default();
+                match self.kv_version(op).await? {
+                    KvVersion::V2 => self.write_v2(op, &change).await,
+                    KvVersion::V1 => self.write_v1(op, &change).await,
                 }
             })
             .await;
@@ -520,10 +552,10 @@ impl Inner {
         result.map_err(|e| e.with_key(change.key()))
     }
 
-    async fn write_v2(&self, change: &Change<'_>) -> Result<bool, ProviderError> {
+    async fn write_v2(&self, op: &mut Op, change: &Change<'_>) -> Result<bool, ProviderError> {
         let url = self.secret_url(Some("data"));
         for attempt in 1..=CAS_ATTEMPTS {
-            let (map, version) = self.read_raw_v2(None).await?;
+            let (map, version) = self.read_raw_v2(op, None).await?;
             let mut map = map.unwrap_or_default();
             let existed = change.apply(&mut map);
             if matches!(change, Change::Delete(_)) && !existed {
@@ -537,7 +569,7 @@ impl Inner {
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             scrub(&mut body);
             let reply = self
-                .authorized(Call::SecretWrite, Method::POST, &url, Some(bytes))
+                .authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?;
             if reply.is_success() {
                 return Ok(existed);
@@ -565,9 +597,9 @@ impl Inner {
         ))
     }
 
-    async fn write_v1(&self, change: &Change<'_>) -> Result<bool, ProviderError> {
+    async fn write_v1(&self, op: &mut Op, change: &Change<'_>) -> Result<bool, ProviderError> {
         let url = self.secret_url(None);
-        let (map, _) = self.read_raw_v1().await?;
+        let (map, _) = self.read_raw_v1(op).await?;
         let mut map = map.unwrap_or_default();
         let existed = change.apply(&mut map);
         if matches!(change, Change::Delete(_)) && !existed {
@@ -576,13 +608,13 @@ impl Inner {
         }
         let reply = if map.is_empty() {
             // KV v1 refuses an empty object: the last key goes with the path.
-            self.authorized(Call::SecretWrite, Method::DELETE, &url, None)
+            self.authorized(op, Call::SecretWrite, Method::DELETE, &url, None)
                 .await?
         } else {
             let mut body = Value::Object(map);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             scrub(&mut body);
-            self.authorized(Call::SecretWrite, Method::POST, &url, Some(bytes))
+            self.authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?
         };
         if !reply.is_success() {
@@ -626,7 +658,13 @@ impl Inner {
         }
         let url = self.http.url(&["auth", "token", "lookup-self"]);
         let reply = self
-            .authorized(Call::TokenLookup, Method::GET, &url, None)
+            .authorized(
+                &mut Op::default(),
+                Call::TokenLookup,
+                Method::GET,
+                &url,
+                None,
+            )
             .await?;
         if !reply.is_success() {
             return Err(status_error(&reply, &url, "looking the token up"));

@@ -97,7 +97,8 @@ pub enum VaultAuth {
     /// is renewable.
     Token(Secret),
     /// AppRole login: a token is obtained at first use, renewed, and obtained again when it
-    /// cannot be renewed further, renewal fails, or the server refuses it.
+    /// cannot be renewed further, renewal fails, or the server refuses it (not again for a
+    /// while once a token fresh from a login was refused). A replaced token is revoked.
     AppRole(AppRole),
 }
 

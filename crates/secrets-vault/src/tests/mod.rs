@@ -422,8 +422,8 @@ struct Script {
     /// What the successive renewals answer (the last one repeats): `Ok(ttl)` or `Err(status)`.
     renew_ttls: Mutex<Vec<Result<u64, u16>>>,
     logins: AtomicUsize,
-    /// Reads answered 403 from this many on (counting from 1), when set.
-    deny_reads: bool,
+    /// Reads are answered 403 while set.
+    deny_reads: std::sync::atomic::AtomicBool,
 }
 
 impl Script {
@@ -432,7 +432,7 @@ impl Script {
             login_ttl,
             renew_ttls: Mutex::new(renew_ttls),
             logins: AtomicUsize::new(0),
-            deny_reads: false,
+            deny_reads: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -471,7 +471,10 @@ impl Script {
                 200,
                 json!({"data": {"type": "kv", "options": {"version": "2"}}}),
             ),
-            "/v1/secret/data/app" if self.deny_reads => {
+            "/v1/auth/token/revoke-self" => {
+                Answer::Raw(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec())
+            }
+            "/v1/secret/data/app" if self.deny_reads.load(Ordering::SeqCst) => {
                 Answer::json(403, json!({"errors": ["permission denied"]}))
             }
             "/v1/secret/data/app" => Answer::json(
@@ -548,6 +551,8 @@ async fn approle_tokens_are_renewed_then_replaced_when_the_max_ttl_caps_them() {
     clock.advance(Duration::from_secs(1));
     read_key(&provider).await;
     assert_eq!((provider.stats().logins, provider.stats().renewals), (2, 2));
+    // The token the login replaced (valid 3 s more) was revoked, with itself.
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
     // Every read carried the token the server issued last.
     let reads: Vec<Seen> = server
         .seen()
@@ -575,6 +580,19 @@ async fn a_failed_renewal_makes_approle_log_in_again() {
     assert_eq!(read_key(&provider).await, VALUE);
     let stats = provider.stats();
     assert_eq!((stats.renewals, stats.logins), (1, 2));
+    // The replaced token, still valid for 10 s, was revoked.
+    assert_eq!(stats.revocations, 1);
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
+}
+
+/// The tokens the server was asked to revoke (`revoke-self`), in order.
+fn revoked_tokens(server: &FakeVault) -> Vec<String> {
+    server
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/v1/auth/token/revoke-self")
+        .map(|s| s.header("x-vault-token").unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -658,20 +676,62 @@ async fn hostile_lease_durations_do_not_overflow() {
     assert_eq!(provider.stats().renewals, 0);
 }
 
+/// AppRole whose policies refuse the read: the token fresh from the first login is refused,
+/// so no lookup logs in a second time, and refreshes (every 5 s, the snapshot's backoff) log
+/// in again only after a pause (30 s, then doubling); every token a login replaces is
+/// revoked. Before, every refresh logged in again, using up a secret ID with
+/// `secret_id_num_uses` within a minute and leaving a live token per login.
 #[tokio::test]
-async fn a_refused_read_causes_one_new_login_then_the_error() {
-    let mut script = Script::new(3600, vec![Ok(3600)]);
-    Arc::get_mut(&mut script).unwrap().deny_reads = true;
+async fn a_refused_fresh_login_pauses_new_logins_and_replaced_tokens_are_revoked() {
+    let script = Script::new(3600, vec![Ok(3600)]);
+    script.deny_reads.store(true, Ordering::SeqCst);
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
     let provider = approle_provider(&server, &clock);
-    let error = provider.get("KEY").await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
-    assert_eq!(error.key(), Some("KEY"));
+    let refused_lookup = || async {
+        let before = provider.stats().logins;
+        let error = provider.get("KEY").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+        assert_eq!(error.key(), Some("KEY"));
+        let logins = provider.stats().logins - before;
+        assert!(logins <= 1, "{logins} logins in one lookup");
+    };
+    let step = Duration::from_secs(5);
+
+    refused_lookup().await;
     let stats = provider.stats();
-    assert_eq!((stats.logins, stats.secret_reads), (2, 2), "{stats:?}");
+    assert_eq!((stats.logins, stats.secret_reads), (1, 1), "{stats:?}");
     // No KV v1 retry, no "absent".
     assert_eq!(server.count("/v1/secret/app"), 0);
+    for _ in 0..5 {
+        clock.advance(step);
+        refused_lookup().await;
+    }
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.secret_reads), (1, 6), "{stats:?}");
+    // 30 s after the refusal: one new login, which replaces (and revokes) the refused token
+    // and is refused too.
+    clock.advance(step);
+    refused_lookup().await;
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.secret_reads), (2, 8), "{stats:?}");
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
+    // Then the pause is 60 s.
+    for _ in 0..11 {
+        clock.advance(step);
+        refused_lookup().await;
+    }
+    assert_eq!(provider.stats().logins, 2);
+    clock.advance(step);
+    refused_lookup().await;
+    assert_eq!(provider.stats().logins, 3);
+    assert_eq!(revoked_tokens(&server), ["s.login-1", "s.login-2"]);
+    // Once the policy allows the read, the current token reads, without another login.
+    script.deny_reads.store(false, Ordering::SeqCst);
+    clock.advance(step);
+    assert_eq!(read_key(&provider).await, VALUE);
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.revocations), (3, 2), "{stats:?}");
 }
 
 // ---------------------------------------------------------------- detection and errors
