@@ -62,8 +62,8 @@ struct Inner {
     auth: Auth,
     mount: Vec<String>,
     path: Vec<String>,
-    /// The mount's KV version once known (configured or detected).
-    kv: tokio::sync::OnceCell<KvVersion>,
+    /// The mount's KV version once known.
+    kv: tokio::sync::OnceCell<KnownVersion>,
     snapshot: Snapshot<KvObject>,
     /// Writes of this provider go one at a time (they would only conflict with each other).
     writing: tokio::sync::Mutex<()>,
@@ -74,11 +74,19 @@ impl fmt::Debug for VaultProvider {
         let inner = &self.inner;
         f.debug_struct("VaultProvider")
             .field("settings", &inner.settings)
-            .field("kv_version", &inner.kv.get())
+            .field("kv_version", &inner.kv.get().map(|k| k.version))
             .field("auth", &inner.auth)
             .field("snapshot", &inner.snapshot)
             .finish()
     }
+}
+
+/// The mount's KV version, and whether the server said it (rather than a configured version
+/// it could not confirm, whose answers are then checked for the other version's shape).
+#[derive(Debug, Clone, Copy)]
+struct KnownVersion {
+    version: KvVersion,
+    told: bool,
 }
 
 /// Whether the server refused the token (or its policies refused the request).
@@ -130,10 +138,6 @@ impl VaultProvider {
         let owned = |segments: Vec<&str>| segments.into_iter().map(str::to_owned).collect();
         let mount = owned(path_segments("mount", &settings.mount)?);
         let path = owned(path_segments("path", &settings.path)?);
-        let kv = match settings.kv_version {
-            Some(version) => tokio::sync::OnceCell::new_with(Some(version)),
-            None => tokio::sync::OnceCell::new(),
-        };
         let snapshot =
             Snapshot::new(PROVIDER_NAME, settings.refresh).with_clock(Arc::clone(&clock));
         let auth = Auth::new(settings.auth.clone(), settings.refresh.retry_backoff, clock);
@@ -144,7 +148,7 @@ impl VaultProvider {
                 auth,
                 mount,
                 path,
-                kv,
+                kv: tokio::sync::OnceCell::new(),
                 snapshot,
                 writing: tokio::sync::Mutex::new(()),
             }),
@@ -156,9 +160,9 @@ impl VaultProvider {
         &self.inner.settings
     }
 
-    /// The mount's KV version, once configured or detected.
+    /// The mount's KV version, once detected (or configured and checked) at first use.
     pub fn kv_version(&self) -> Option<KvVersion> {
-        self.inner.kv.get().copied()
+        self.inner.kv.get().map(|known| known.version)
     }
 
     /// How many HTTP requests this provider made, by kind.
@@ -301,12 +305,61 @@ impl Inner {
     }
 
     async fn kv_version(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
-        self.kv.get_or_try_init(|| self.detect(op)).await.copied()
+        let known = self.kv.get_or_try_init(|| self.resolve_version(op)).await?;
+        Ok(known.version)
     }
 
-    /// Asks the server which KV version the mount runs. Only a clear answer counts: a
-    /// refusal, a sealed server or a network error is an error, not a guess.
-    async fn detect(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
+    /// Whether the KV version in use is one the server did not confirm.
+    fn version_unconfirmed(&self) -> bool {
+        self.kv.get().is_some_and(|known| !known.told)
+    }
+
+    /// The mount's KV version, as the server says it; a configured version is checked
+    /// against that answer (a mismatch is [`ErrorKind::Misconfigured`], never a read of the
+    /// wrong location, a silent "absent", or a write to the wrong place), and trusted only
+    /// when the server cannot say.
+    async fn resolve_version(&self, op: &mut Op) -> Result<KnownVersion, ProviderError> {
+        let configured = self.settings.kv_version;
+        let told = match self.mount_version(op).await? {
+            Some(version) => Some(version),
+            None => self.probe_version(op, configured.is_some()).await?,
+        };
+        let mount = self.mount.join("/");
+        let version = match (configured, told) {
+            (Some(configured), Some(told)) if configured != told => {
+                return Err(self.error(
+                    ErrorKind::Misconfigured,
+                    format!(
+                        "mount `{mount}` is {told}, but the KV version is set to {} ({}): unset \
+                         it to detect the version, or set it to {}",
+                        configured.number(),
+                        self.settings.kv_version_setting(),
+                        told.number()
+                    ),
+                ));
+            }
+            (Some(version), _) | (None, Some(version)) => version,
+            (None, None) => {
+                unreachable!("without a configured version, probing tells or fails")
+            }
+        };
+        tracing::debug!(
+            provider = PROVIDER_NAME,
+            mount,
+            %version,
+            confirmed = told.is_some(),
+            "KV version known"
+        );
+        Ok(KnownVersion {
+            version,
+            told: told.is_some(),
+        })
+    }
+
+    /// Asks the server which KV version the mount runs (`None`: this server has no mount
+    /// lookup). Only a clear answer counts: a refusal, a sealed server or a network error is
+    /// an error, not a guess.
+    async fn mount_version(&self, op: &mut Op) -> Result<Option<KvVersion>, ProviderError> {
         let mut segments = vec!["sys", "internal", "ui", "mounts"];
         segments.extend(self.mount.iter().map(String::as_str));
         let url = self.http.url(&segments);
@@ -357,36 +410,78 @@ impl Inner {
             {
                 return Err(self.namespace_not_found());
             }
-            // A server without the mount lookup: ask the v1 location, which a v2 mount
-            // answers with a warning.
-            404 | 405 => self.probe_version(op).await?,
+            // A server without the mount lookup: the v1 location tells.
+            404 | 405 => return Ok(None),
             _ => return Err(status_error(&reply, &url, "detecting the KV version")),
         };
-        tracing::debug!(provider = PROVIDER_NAME, mount, %version, "KV version detected");
-        Ok(version)
+        Ok(Some(version))
     }
 
-    async fn probe_version(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
+    /// The KV version as the v1 location's answer shows it (a v2 mount answers with a
+    /// warning). With a configured version to fall back on (`lenient`), a refusal gives
+    /// `None`: the server cannot say, and the configured version is used.
+    async fn probe_version(
+        &self,
+        op: &mut Op,
+        lenient: bool,
+    ) -> Result<Option<KvVersion>, ProviderError> {
         let url = self.secret_url(None);
         let reply = self
             .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
-            200 => Ok(KvVersion::V1),
+            200 => Ok(Some(KvVersion::V1)),
             404 => {
                 let mut body = reply.json(&url)?;
                 let v2 = kv::has_versioned_kv_warning(&body);
                 scrub(&mut body);
                 if v2 {
-                    Ok(KvVersion::V2)
+                    Ok(Some(KvVersion::V2))
                 } else if reply.has_empty_errors() {
-                    Ok(KvVersion::V1)
+                    Ok(Some(KvVersion::V1))
                 } else {
                     Err(self.missing_mount(&reply))
                 }
             }
+            401 | 403 if lenient => {
+                tracing::debug!(
+                    provider = PROVIDER_NAME,
+                    "the server cannot say the mount's KV version; the configured one is used"
+                );
+                Ok(None)
+            }
             _ => Err(status_error(&reply, &url, "detecting the KV version")),
         }
+    }
+
+    /// The mount answered a request of one KV version in the way of the other: the
+    /// configured version (if any) is wrong.
+    fn answered_like(&self, request: KvVersion, like: KvVersion, what: &str) -> ProviderError {
+        let mount = self.mount.join("/");
+        let fix = match self.settings.kv_version {
+            Some(configured) => format!(
+                ": the KV version is set to {} ({}); unset it to detect the version, or set it \
+                 to {}",
+                configured.number(),
+                self.settings.kv_version_setting(),
+                like.number()
+            ),
+            None => String::new(),
+        };
+        self.error(
+            ErrorKind::Misconfigured,
+            format!("mount `{mount}` answered a {request} {what} like a {like} mount{fix}"),
+        )
+    }
+
+    /// Whether an answer carries KV v2's warning that the path needs `data/`.
+    fn has_versioned_kv_warning(&self, reply: &Reply, url: &Url) -> bool {
+        let Ok(mut body) = reply.json(url) else {
+            return false;
+        };
+        let v2 = kv::has_versioned_kv_warning(&body);
+        scrub(&mut body);
+        v2
     }
 
     fn namespace_not_found(&self) -> ProviderError {
@@ -487,8 +582,14 @@ impl Inner {
         match reply.status {
             200 => {
                 let mut body = reply.json(&url)?;
+                // KV v2 always sends the version's metadata; KV v1 stores `data/{path}` as
+                // a path of its own and answers without.
+                let versioned = kv::has_v2_metadata(&body);
                 let result = kv::v2_data(&mut body);
                 scrub(&mut body);
+                if !versioned && self.version_unconfirmed() {
+                    return Err(self.answered_like(KvVersion::V2, KvVersion::V1, "read"));
+                }
                 result.map_err(|why| self.malformed(&url, why))
             }
             404 => {
@@ -517,6 +618,9 @@ impl Inner {
                 let result = kv::v1_data(&mut body);
                 scrub(&mut body);
                 Ok((Some(result.map_err(|why| self.malformed(&url, why))?), None))
+            }
+            404 if self.has_versioned_kv_warning(&reply, &url) => {
+                Err(self.answered_like(KvVersion::V1, KvVersion::V2, "read"))
             }
             404 if reply.has_empty_errors() => Ok((None, None)),
             404 => Err(self.missing_mount(&reply)),
@@ -572,6 +676,10 @@ impl Inner {
                 .authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?;
             if reply.is_success() {
+                if reply.body.is_empty() {
+                    // KV v2 answers a write with the new version; KV v1 with no content.
+                    return Err(self.answered_like(KvVersion::V2, KvVersion::V1, "write"));
+                }
                 return Ok(existed);
             }
             let conflict = reply.status == 400
@@ -617,6 +725,9 @@ impl Inner {
             self.authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?
         };
+        if reply.status == 404 && self.has_versioned_kv_warning(&reply, &url) {
+            return Err(self.answered_like(KvVersion::V1, KvVersion::V2, "write"));
+        }
         if !reply.is_success() {
             return Err(status_error(&reply, &url, "writing the secret"));
         }

@@ -40,7 +40,8 @@ pub const PATH_VAR_SUFFIX: &str = "VAULT_PATH";
 pub const MOUNT_VAR_SUFFIX: &str = "VAULT_MOUNT";
 /// `<APP>_VAULT_APPROLE_MOUNT`: where the AppRole auth method is mounted (default `approle`).
 pub const APPROLE_MOUNT_VAR_SUFFIX: &str = "VAULT_APPROLE_MOUNT";
-/// `<APP>_VAULT_KV_VERSION`: `1` or `2` to skip detecting the mount's KV version.
+/// `<APP>_VAULT_KV_VERSION`: `1` or `2`, the mount's KV version (checked against the mount
+/// when the server says it).
 pub const KV_VERSION_VAR_SUFFIX: &str = "VAULT_KV_VERSION";
 /// `<APP>_VAULT_SECRET_VERSION`: read this version of a KV v2 secret (writes are refused).
 pub const SECRET_VERSION_VAR_SUFFIX: &str = "VAULT_SECRET_VERSION";
@@ -74,6 +75,16 @@ impl fmt::Display for KvVersion {
             Self::V1 => "KV v1",
             Self::V2 => "KV v2",
         })
+    }
+}
+
+impl KvVersion {
+    /// `1` or `2`, as the setting is written.
+    pub(crate) fn number(self) -> &'static str {
+        match self {
+            Self::V1 => "1",
+            Self::V2 => "2",
+        }
     }
 }
 
@@ -169,7 +180,8 @@ pub struct VaultSettings {
     /// The secret's path under the mount (`simpletuner`); it holds one object of
     /// key -> value.
     pub path: String,
-    /// The mount's KV version; `None`: detected at first use and remembered.
+    /// The mount's KV version; `None`: detected at first use and remembered. A configured
+    /// version is checked against the mount at first use when the server says it.
     pub kv_version: Option<KvVersion>,
     /// Read this version of a KV v2 secret instead of the latest (writes are then refused).
     pub secret_version: Option<u64>,
@@ -184,6 +196,8 @@ pub struct VaultSettings {
     pub timeout: Duration,
     /// How the read secret is cached: TTL (300 s), stale copy on transient failures, backoff.
     pub refresh: SnapshotPolicy,
+    /// The variable `kv_version` came from, for messages.
+    pub(crate) kv_version_var: Option<String>,
 }
 
 impl fmt::Debug for VaultSettings {
@@ -240,6 +254,7 @@ impl VaultSettings {
                 ttl: DEFAULT_CACHE_TTL,
                 ..SnapshotPolicy::default()
             },
+            kv_version_var: None,
         }
     }
 
@@ -273,10 +288,22 @@ impl VaultSettings {
         self
     }
 
-    /// Declares the mount's KV version instead of detecting it.
+    /// Declares the mount's KV version. It is checked against the mount at first use when
+    /// the server says the mount's version; a mismatch is an [`ErrorKind::Misconfigured`]
+    /// error.
     pub fn kv_version(mut self, version: KvVersion) -> Self {
         self.kv_version = Some(version);
+        self.kv_version_var = None;
         self
+    }
+
+    /// Where the configured KV version comes from, for messages: its variable, or the
+    /// builder method.
+    pub(crate) fn kv_version_setting(&self) -> String {
+        match &self.kv_version_var {
+            Some(name) => format!("`{name}`"),
+            None => "`VaultSettings::kv_version`".to_owned(),
+        }
     }
 
     /// Pins a KV v2 secret version.
@@ -327,7 +354,7 @@ impl VaultSettings {
     /// | `<APP>_VAULT_PATH` | path (default: the application name) |
     /// | `<APP>_VAULT_MOUNT` | mount (`secret`) |
     /// | `<APP>_VAULT_APPROLE_MOUNT` | AppRole mount (`approle`) |
-    /// | `<APP>_VAULT_KV_VERSION` | `1` or `2` (skips detection) |
+    /// | `<APP>_VAULT_KV_VERSION` | `1` or `2` (checked against the mount) |
     /// | `<APP>_VAULT_SECRET_VERSION` | pinned KV v2 version |
     /// | `<APP>_VAULT_CACHE_TTL` | cache TTL (`300`, `5m`) |
     ///
@@ -419,6 +446,7 @@ impl VaultSettings {
                     .parse()
                     .map_err(|why: String| misconfigured_var(&kv_var, why))?,
             );
+            settings.kv_version_var = Some(kv_var);
         }
         let version_var = app.var(SECRET_VERSION_VAR_SUFFIX);
         if let Some(version) = read(&version_var)? {

@@ -839,6 +839,133 @@ async fn without_the_mount_lookup_the_v1_path_answer_tells_the_version() {
     assert_eq!(provider.kv_version(), Some(KvVersion::V2));
 }
 
+/// A KV version set to the other one than the mount's: checked against the mount lookup,
+/// or (on a server without it) the v1 location's answer, or at last the shape of the answers
+/// themselves; always a misconfiguration naming the mount and the setting, never "absent" or
+/// a write to the wrong place.
+#[tokio::test]
+async fn a_configured_kv_version_is_checked_against_the_mount() {
+    /// A KV v1 mount `secret`, answering v2-shaped requests as KV v1 does: `data/app` is a
+    /// path of its own, empty or (`filled`) holding what a v2-shaped write put there. With
+    /// or without the mount lookup; the v1 location refused or not.
+    fn kv1_server(mount_lookup: bool, probe_refused: bool, filled: bool) -> FakeVault {
+        FakeVault::start(move |seen| match (seen.method.as_str(), seen.path()) {
+            (_, "/v1/auth/token/lookup-self") => {
+                Answer::json(200, json!({"data": {"ttl": 0, "renewable": false}}))
+            }
+            (_, "/v1/sys/internal/ui/mounts/secret") if mount_lookup => Answer::json(
+                200,
+                json!({"data": {"type": "kv", "options": {"version": "1"}}}),
+            ),
+            (_, "/v1/sys/internal/ui/mounts/secret") => {
+                Answer::json(404, json!({"errors": ["unsupported path"]}))
+            }
+            (_, "/v1/secret/app") if probe_refused => {
+                Answer::json(403, json!({"errors": ["permission denied"]}))
+            }
+            ("GET", "/v1/secret/app") => Answer::json(
+                200,
+                json!({"data": {"KEY": VALUE}, "lease_duration": 2764800}),
+            ),
+            ("GET", "/v1/secret/data/app") if filled => Answer::json(
+                200,
+                json!({"data": {"data": {"KEY": VALUE}, "options": {"cas": 0}}}),
+            ),
+            ("POST", "/v1/secret/data/app") => {
+                Answer::Raw(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec())
+            }
+            _ => Answer::json(404, json!({"errors": []})),
+        })
+    }
+    let app = AppName::default();
+    let configured = |server: &FakeVault, version: &str| {
+        let settings = VaultSettings::from_lookup(
+            &app,
+            &lookup_of(&[
+                ("VAULT_ADDR", &server.url()),
+                ("VAULT_TOKEN", TOKEN),
+                ("SIMPLETUNER_VAULT_PATH", "app"),
+                ("SIMPLETUNER_VAULT_KV_VERSION", version),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        VaultProvider::new(settings).unwrap()
+    };
+    let misconfigured = |error: ProviderError, says: &str| {
+        let text = error.to_string();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{text}");
+        for needle in ["mount `secret`", "SIMPLETUNER_VAULT_KV_VERSION", says] {
+            assert!(text.contains(needle), "expected `{needle}` in: {text}");
+        }
+        assert!(!text.contains(VALUE) && !text.contains(TOKEN), "{text}");
+    };
+
+    // The mount lookup, or else the v1 location, says KV v1: nothing is read or written at
+    // `secret/data/app`.
+    for mount_lookup in [true, false] {
+        let server = kv1_server(mount_lookup, false, false);
+        let provider = configured(&server, "2");
+        misconfigured(provider.get("KEY").await.unwrap_err(), "is KV v1");
+        misconfigured(
+            provider.set("KEY", &Secret::new("x")).await.unwrap_err(),
+            "is KV v1",
+        );
+        assert_eq!(server.count("/v1/secret/data/app"), 0, "{mount_lookup}");
+        assert_eq!(provider.kv_version(), None);
+    }
+    // The server cannot say (no mount lookup, the v1 location refused): the configured
+    // version is used, and a v1-shaped answer to a v2 read or write is the error.
+    let server = kv1_server(false, true, false);
+    misconfigured(
+        configured(&server, "2")
+            .set("KEY", &Secret::new("x"))
+            .await
+            .unwrap_err(),
+        "answered a KV v2 write like a KV v1 mount",
+    );
+    let server = kv1_server(false, true, true);
+    misconfigured(
+        configured(&server, "2").get("KEY").await.unwrap_err(),
+        "answered a KV v2 read like a KV v1 mount",
+    );
+
+    // The reverse: KV v1 configured on a v2 mount, whose v1 location answers with a warning.
+    let kv2 = server_with(|seen| match seen.path() {
+        "/v1/sys/internal/ui/mounts/secret" => {
+            Some(Answer::json(404, json!({"errors": ["unsupported path"]})))
+        }
+        "/v1/secret/app" => Some(Answer::json(
+            404,
+            json!({"data": null, "warnings": ["Invalid path for a versioned K/V secrets engine."]}),
+        )),
+        _ => None,
+    });
+    let provider = configured(&kv2, "1");
+    misconfigured(provider.get("KEY").await.unwrap_err(), "is KV v2");
+    misconfigured(
+        provider.set("KEY", &Secret::new("x")).await.unwrap_err(),
+        "is KV v2",
+    );
+    assert!(
+        kv2.seen().iter().all(|s| s.method == "GET"),
+        "nothing written"
+    );
+    // Set with the builder, the message names the builder method.
+    let provider = VaultProvider::new(
+        VaultSettings::new(kv2.url())
+            .token(TOKEN)
+            .path("app")
+            .kv_version(KvVersion::V1),
+    )
+    .unwrap();
+    let error = provider.get("KEY").await.unwrap_err();
+    assert!(
+        error.to_string().contains("VaultSettings::kv_version"),
+        "{error}"
+    );
+}
+
 /// Each status or broken answer of a read, and the kind it must give.
 #[tokio::test]
 async fn statuses_and_broken_answers_map_to_distinct_kinds() {
