@@ -250,6 +250,29 @@ impl Admin {
         );
     }
 
+    /// How many live tokens an AppRole login for `role` issued (looked up by accessor).
+    pub fn live_tokens_of_role(&self, role: &str) -> usize {
+        let (status, list) =
+            self.request_in(None, "GET", "/v1/auth/token/accessors?list=true", None);
+        assert_eq!(status, 200, "listing token accessors: {list}");
+        list["data"]["keys"]
+            .as_array()
+            .expect("accessor keys")
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|accessor| {
+                let (status, token) = self.request_in(
+                    None,
+                    "POST",
+                    "/v1/auth/token/lookup-accessor",
+                    Some(&json!({ "accessor": accessor })),
+                );
+                // A token may expire or be revoked between the list and its lookup.
+                status == 200 && token["data"]["meta"]["role_name"] == role
+            })
+            .count()
+    }
+
     /// Revokes a token.
     pub fn revoke(&self, token: &str) {
         self.ok(

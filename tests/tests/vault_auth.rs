@@ -171,9 +171,10 @@ async fn a_given_token_is_renewed_and_once_revoked_is_permission_denied() {
     assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
 }
 
-/// A policy that denies the path: one new login, then the error (no loop, no v1 retry).
+/// A policy that denies the path: the token fresh from the login is refused, which is the
+/// error (no second login, no loop, no v1 retry).
 #[tokio::test]
-async fn approle_with_a_denying_policy_logs_in_once_more_then_fails() {
+async fn approle_with_a_denying_policy_fails_without_a_second_login() {
     let admin = vault::shared();
     let path = unique("deny-approle");
     admin.put_v2("secret", &path, json!({"HF_TOKEN": "x"}));
@@ -188,5 +189,78 @@ async fn approle_with_a_denying_policy_logs_in_once_more_then_fails() {
     let error = p.get("HF_TOKEN").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
     let stats = p.stats();
-    assert_eq!((stats.logins, stats.secret_reads), (2, 2), "{stats:?}");
+    assert_eq!((stats.logins, stats.secret_reads), (1, 1), "{stats:?}");
+}
+
+/// A role whose policies refuse the read, with a secret ID good for 3 logins. Lookups
+/// refreshing every 5 s (the snapshot's backoff) for a minute log in twice, at first and
+/// once the 30 s pause after the refusal is over, not at every refresh (which used the
+/// secret ID up within the minute); the token the second login replaced was revoked, so one
+/// token of the role is alive.
+#[tokio::test]
+async fn a_refused_approle_logs_in_again_only_after_a_pause_and_revokes_what_it_replaces() {
+    let admin = vault::shared();
+    let path = unique("deny-refresh");
+    admin.put_v2("secret", &path, json!({"HF_TOKEN": "x"}));
+    let other = admin.policy_for(&format!("secret/data/{}", unique("elsewhere")), &["read"]);
+    let role = admin.approle_role(
+        &[&other],
+        json!({"token_ttl": "1h", "secret_id_num_uses": 3}),
+    );
+    let clock = Arc::new(ManualClock::new());
+    let p = VaultProvider::with_clock(
+        VaultSettings::new(admin.addr.clone())
+            .approle(AppRole::new(role.role_id.clone(), role.secret_id.clone()))
+            .path(&path),
+        clock.clone(),
+    )
+    .unwrap();
+    for _ in 0..=12 {
+        let before = p.stats().logins;
+        let error = p.get("HF_TOKEN").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+        assert!(
+            !error.to_string().contains("AppRole login refused"),
+            "the secret ID was used up: {error}"
+        );
+        assert!(p.stats().logins - before <= 1, "{:?}", p.stats());
+        clock.advance(Duration::from_secs(5));
+    }
+    let stats = p.stats();
+    assert_eq!((stats.logins, stats.revocations), (2, 1), "{stats:?}");
+    assert_eq!(admin.live_tokens_of_role(&role.role), 1);
+}
+
+/// A token the server no longer knows (revoked, as an expired one is) is said to be invalid
+/// or expired, not "the policies grant nothing under the mount"; a valid token without the
+/// `default` policy, which may not look itself up, still reads.
+#[tokio::test]
+async fn an_unknown_token_is_invalid_or_expired_and_one_without_default_policy_still_reads() {
+    let admin = vault::shared();
+    let (path, policy) = readable_secret(&admin);
+    let revoked = admin.token(&[&policy], json!({"ttl": "1h"}));
+    admin.revoke(&revoked);
+    for token in [revoked.as_str(), "s.never-issued"] {
+        let p = VaultProvider::new(
+            VaultSettings::new(admin.addr.clone())
+                .token(token)
+                .path(&path),
+        )
+        .unwrap();
+        let error = p.get("HF_TOKEN").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("invalid or expired"), "{text}");
+        assert!(!text.contains("policies grant nothing"), "{text}");
+        assert!(!text.contains(token), "{text}");
+    }
+
+    let bare = admin.token(&[&policy], json!({"ttl": "1h", "no_default_policy": true}));
+    let p = VaultProvider::new(
+        VaultSettings::new(admin.addr.clone())
+            .token(bare)
+            .path(&path),
+    )
+    .unwrap();
+    assert_eq!(value(&p, "HF_TOKEN").await, "hf_auth");
 }

@@ -491,3 +491,55 @@ async fn concurrent_first_lookups_share_one_read() {
         "{stats:?}"
     );
 }
+
+/// A KV version set to the other one than the mount's (`SIMPLETUNER_VAULT_KV_VERSION`) is a
+/// misconfiguration naming the mount and the variable, for reads and writes, both ways;
+/// nothing is written anywhere (before, KV v2 on a KV v1 mount said "not found" and wrote a
+/// v2-shaped body to `kv1/data/{path}`).
+#[tokio::test]
+async fn a_kv_version_set_against_the_mount_is_misconfigured_and_nothing_is_written() {
+    let admin = vault::shared();
+    let app = secrets::AppName::default();
+    let from_env = |mount: &str, path: &str, version: &str| {
+        let vars = [
+            ("VAULT_ADDR", admin.addr.clone()),
+            ("VAULT_TOKEN", admin.root_token.clone()),
+            ("SIMPLETUNER_VAULT_MOUNT", mount.to_owned()),
+            ("SIMPLETUNER_VAULT_PATH", path.to_owned()),
+            ("SIMPLETUNER_VAULT_KV_VERSION", version.to_owned()),
+        ];
+        let lookup = move |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        provider(VaultSettings::from_lookup(&app, &lookup).unwrap().unwrap())
+    };
+    let misconfigured = |error: secrets::ProviderError, mount: &str| {
+        let text = error.to_string();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{text}");
+        assert!(text.contains(&format!("mount `{mount}`")), "{text}");
+        assert!(text.contains("SIMPLETUNER_VAULT_KV_VERSION"), "{text}");
+    };
+
+    let path = unique("forced-v2-on-v1");
+    admin.put_v1("kv1", &path, json!({"K": "v1"}));
+    let p = from_env("kv1", &path, "2");
+    misconfigured(p.get("K").await.unwrap_err(), "kv1");
+    misconfigured(p.set("K", &Secret::new("x")).await.unwrap_err(), "kv1");
+    assert_eq!(admin.get_v1("kv1", &format!("data/{path}")), None);
+    assert_eq!(admin.get_v1("kv1", &path), Some(json!({"K": "v1"})));
+
+    let path = unique("forced-v1-on-v2");
+    admin.put_v2("secret", &path, json!({"K": "v2"}));
+    let p = from_env("secret", &path, "1");
+    misconfigured(p.get("K").await.unwrap_err(), "secret");
+    misconfigured(p.set("K", &Secret::new("x")).await.unwrap_err(), "secret");
+    misconfigured(p.delete("K").await.unwrap_err(), "secret");
+    assert_eq!(admin.get_v2("secret", &path), Some(json!({"K": "v2"})));
+
+    // The right version, set, reads as detection would.
+    let p = from_env("secret", &path, "2");
+    assert_eq!(value(&p, "K").await.as_deref(), Some("v2"));
+    assert_eq!(p.kv_version(), Some(KvVersion::V2));
+}

@@ -1,11 +1,12 @@
 //! OpenBao servers of the test's own: one stopped mid-run (the last copy is served, the
 //! server asked again after the backoff, the new value seen once it is back), and one that
-//! serves TLS with a generated CA.
+//! serves TLS with a generated CA; and the shared server behind a proxy that is slow to
+//! forward (one deadline per lookup, write and health check).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::vault::OwnBao;
+use integration_tests::vault::{self, OwnBao, RecordingProxy, unique};
 use secrets::vault::{VaultProvider, VaultSettings};
 use secrets::{
     Config, ErrorKind, ManualClock, MemoryProvider, ProviderKind, Secret, SecretProvider,
@@ -189,4 +190,51 @@ async fn tls_is_verified_with_the_configured_ca_and_a_failure_says_tls() {
     .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Misconfigured, "{error}");
     assert!(error.to_string().contains("junk.pem"), "{error}");
+}
+
+/// Behind a proxy that holds every request 600 ms, each request fits in a 1 s timeout but a
+/// first lookup (token lookup, mount lookup, read), a health check (health, token lookup) and
+/// a write (token lookup, mount lookup, read, write) do not: each fails with a timeout after
+/// about 1 s, not after all its requests.
+#[tokio::test]
+async fn one_deadline_covers_all_the_requests_of_a_lookup_a_write_and_a_health_check() {
+    let admin = vault::shared();
+    let path = unique("slow");
+    admin.put_v2("secret", &path, json!({"K": "v"}));
+    let proxy = RecordingProxy::start(&admin.addr, |_| {
+        std::thread::sleep(Duration::from_millis(600))
+    });
+    let limit = Duration::from_secs(1);
+    let fresh = || {
+        VaultProvider::new(
+            VaultSettings::new(proxy.addr.clone())
+                .token(admin.root_token.clone())
+                .path(&path)
+                .timeouts(Duration::from_secs(2), limit),
+        )
+        .unwrap()
+    };
+    for operation in ["lookup", "health check", "write"] {
+        let provider = fresh();
+        let started = Instant::now();
+        let error = match operation {
+            "lookup" => provider.get("K").await.map(drop),
+            "health check" => provider.health().await,
+            _ => provider.set("K", &Secret::new("w")).await,
+        }
+        .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{operation}: {error}");
+        assert!(
+            error.to_string().contains(&format!("for the {operation}")),
+            "{error}"
+        );
+        assert!(
+            took < limit + Duration::from_millis(400),
+            "{operation} took {took:?}"
+        );
+    }
+    // Nothing was written by the write that timed out before its last request.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(admin.get_v2("secret", &path), Some(json!({"K": "v"})));
 }

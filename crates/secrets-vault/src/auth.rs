@@ -4,6 +4,7 @@
 //! concurrent requests cause one login or renewal), on the provider's [`Clock`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -11,7 +12,7 @@ use secrets_core::{Clock, ErrorKind, Location, ProviderError, Secret};
 use serde_json::Value;
 
 use crate::http::{Call, Http, Reply, scrub, status_error};
-use crate::settings::{PROVIDER_NAME, SecretIdSource, VaultAuth};
+use crate::settings::{PROVIDER_NAME, SECRET_ID_FILE_VAR, SecretIdSource, VaultAuth};
 
 /// A token and what is known of its lifetime.
 #[derive(Clone)]
@@ -83,11 +84,54 @@ pub(crate) fn renew_point(ttl: Duration) -> Duration {
     ttl / 3 * 2
 }
 
+/// The shortest pause, after a token fresh from an AppRole login was refused, before a
+/// refusal causes another login (at least the snapshot's retry backoff).
+pub(crate) const RELOGIN_PAUSE_MIN: Duration = Duration::from_secs(30);
+/// The longest: the pause doubles with each fresh token refused in a row, up to this.
+pub(crate) const RELOGIN_PAUSE_MAX: Duration = Duration::from_secs(600);
+
+/// The auth side of one operation (a lookup's read, a write, a health check): it logs in at
+/// most once, and renews or looks the token up at most once, whatever number of requests it
+/// makes.
+#[derive(Default)]
+pub(crate) struct Op {
+    /// The token was renewed, looked up or obtained in this operation (or that was tried).
+    token_checked: bool,
+    /// A login was tried in this operation.
+    logged_in: bool,
+    /// The token this operation's login obtained.
+    fresh: Option<Secret>,
+}
+
+impl Op {
+    /// Whether `token` comes from this operation's own login.
+    pub(crate) fn is_fresh(&self, token: &Secret) -> bool {
+        self.fresh.as_ref() == Some(token)
+    }
+}
+
+/// The lease, and what refused logins taught.
+#[derive(Default)]
+struct State {
+    lease: Option<Lease>,
+    /// After a token fresh from a login was refused: no login because of a refusal before
+    /// this clock time (a new login would get the same policies and be refused again, and
+    /// each one uses up a secret ID use and leaves a token).
+    relogin_after: Option<Duration>,
+    /// Fresh tokens refused in a row; the pause doubles with each.
+    refused_logins: u32,
+}
+
 /// The provider's authentication: the method and the current lease.
 pub(crate) struct Auth {
     method: Option<VaultAuth>,
-    lease: tokio::sync::Mutex<Option<Lease>>,
+    state: tokio::sync::Mutex<State>,
     clock: Arc<dyn Clock>,
+    /// The first pause before another login after a fresh token was refused.
+    relogin_pause: Duration,
+    /// The given token's own lookup was refused: it is invalid or expired, or lacks the
+    /// `default` policy. Which one shows when the server refuses it for something else too.
+    lookup_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -104,12 +148,25 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    pub(crate) fn new(method: Option<VaultAuth>, clock: Arc<dyn Clock>) -> Self {
+    /// `retry_backoff` is the snapshot's: a refused login is not tried again sooner.
+    pub(crate) fn new(
+        method: Option<VaultAuth>,
+        retry_backoff: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             method,
-            lease: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(State::default()),
             clock,
+            relogin_pause: retry_backoff.max(RELOGIN_PAUSE_MIN),
+            lookup_refused: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server refused the given token's lookup of itself (`lookup-self`): the
+    /// token is invalid or expired, or lacks permission to look itself up.
+    pub(crate) fn lookup_refused(&self) -> bool {
+        self.lookup_refused.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_configured(&self) -> bool {
@@ -124,31 +181,44 @@ impl Auth {
     /// The current lease, for tests and diagnostics.
     #[cfg(test)]
     pub(crate) async fn lease(&self) -> Option<Lease> {
-        self.lease.lock().await.clone()
+        self.state.lock().await.lease.clone()
     }
 
-    /// A token to send now: renewed or obtained first when due.
-    pub(crate) async fn token(&self, http: &Http) -> Result<Secret, ProviderError> {
+    /// A token to send now: renewed, looked up or obtained first when due (once per
+    /// operation).
+    pub(crate) async fn token(&self, http: &Http, op: &mut Op) -> Result<Secret, ProviderError> {
         let Some(method) = &self.method else {
             return Err(not_configured());
         };
-        let mut slot = self.lease.lock().await;
+        let mut state = self.state.lock().await;
         let now = self.clock.now();
-        match next_step(slot.as_ref(), now, self.can_login()) {
+        let step = match next_step(state.lease.as_ref(), now, self.can_login()) {
+            // This operation has done what it could already; the lease is what it is.
+            _ if op.token_checked && state.lease.is_some() => Step::Use,
+            step => step,
+        };
+        if step != Step::Use {
+            op.token_checked = true;
+        }
+        match step {
             Step::Use => {}
             Step::Lookup => {
                 let VaultAuth::Token(token) = method else {
                     unreachable!("a lookup is planned only for a given token")
                 };
-                *slot = Some(self.lookup(http, token).await?);
+                state.lease = Some(self.lookup(http, token).await?);
             }
-            Step::Login => *slot = Some(self.login(http).await?),
+            Step::Login => {
+                let lease = self.login(http, op).await?;
+                self.replace(http, &mut state, lease).await;
+            }
             Step::Renew => {
-                let current = slot
+                let current = state
+                    .lease
                     .clone()
                     .unwrap_or_else(|| unreachable!("renewal needs a lease"));
                 match self.renew(http, &current).await {
-                    Ok(renewed) => *slot = Some(renewed),
+                    Ok(renewed) => state.lease = Some(renewed),
                     Err(error) => {
                         let still_valid = now.saturating_sub(current.since) < current.ttl;
                         if self.can_login() {
@@ -157,8 +227,8 @@ impl Auth {
                                 %error,
                                 "token renewal failed; logging in again"
                             );
-                            match self.login(http).await {
-                                Ok(lease) => *slot = Some(lease),
+                            match self.login(http, op).await {
+                                Ok(lease) => self.replace(http, &mut state, lease).await,
                                 // The server is struggling; the token is good for a while yet.
                                 Err(login_error) if login_error.is_transient() && still_valid => {
                                     tracing::warn!(
@@ -181,7 +251,7 @@ impl Auth {
                                 %error,
                                 "token renewal refused; the token is used until it expires"
                             );
-                            if let Some(lease) = slot.as_mut() {
+                            if let Some(lease) = state.lease.as_mut() {
                                 lease.exhausted = true;
                             }
                         }
@@ -189,43 +259,137 @@ impl Auth {
                 }
             }
         }
-        Ok(slot
+        Ok(state
+            .lease
             .as_ref()
             .map(|l| l.token.clone())
             .unwrap_or_else(|| unreachable!("a lease exists after every step")))
     }
 
-    /// After the server refused `denied`: a fresh token from a new login (once), or `None`
-    /// when there is no way to get one (a given token).
+    /// After the server refused `denied`: a token to try once more, from a new login, or
+    /// `None` when there is none to try: a given token; this operation logged in already;
+    /// or a token fresh from a login was refused recently (a new login would be refused
+    /// too, and would use up a secret ID use and leave one more token).
     pub(crate) async fn relogin(
         &self,
         http: &Http,
         denied: &Secret,
+        op: &mut Op,
     ) -> Result<Option<Secret>, ProviderError> {
-        if !self.can_login() {
+        if !self.can_login() || op.logged_in {
             return Ok(None);
         }
-        let mut slot = self.lease.lock().await;
-        if let Some(current) = slot.as_ref()
+        let mut state = self.state.lock().await;
+        if let Some(current) = state.lease.as_ref()
             && current.token != *denied
         {
-            // Another request logged in meanwhile.
+            // Another operation logged in meanwhile.
             return Ok(Some(current.token.clone()));
+        }
+        let now = self.clock.now();
+        if let Some(after) = state.relogin_after
+            && now < after
+        {
+            tracing::debug!(
+                provider = PROVIDER_NAME,
+                wait_secs = (after - now).as_secs(),
+                "the server refused the token; a token fresh from a login was refused \
+                 recently, so no new login yet"
+            );
+            return Ok(None);
         }
         tracing::info!(
             provider = PROVIDER_NAME,
             "the server refused the token; logging in again"
         );
-        let lease = self.login(http).await?;
+        let lease = self.login(http, op).await?;
         let token = lease.token.clone();
-        *slot = Some(lease);
+        self.replace(http, &mut state, lease).await;
         Ok(Some(token))
     }
 
-    async fn login(&self, http: &Http) -> Result<Lease, ProviderError> {
+    /// The server refused a token this operation's login obtained: its policies do not
+    /// allow the request, and logging in again gets the same policies. No refusal causes a
+    /// login for a while (longer each time it happens again).
+    pub(crate) async fn fresh_token_refused(&self) {
+        let mut state = self.state.lock().await;
+        let doublings = state.refused_logins.min(16);
+        let pause = self
+            .relogin_pause
+            .saturating_mul(1 << doublings)
+            .min(RELOGIN_PAUSE_MAX.max(self.relogin_pause));
+        state.refused_logins = state.refused_logins.saturating_add(1);
+        state.relogin_after = Some(self.clock.now().saturating_add(pause));
+        tracing::warn!(
+            provider = PROVIDER_NAME,
+            pause_secs = pause.as_secs(),
+            "the server refused a token just obtained by AppRole login: the role's policies do \
+             not allow the request; no new login because of a refusal during the pause"
+        );
+    }
+
+    /// A new login after a refusal was accepted (the old token had been revoked or had
+    /// expired): refusals may cause logins again without a pause.
+    pub(crate) async fn relogin_helped(&self) {
+        let mut state = self.state.lock().await;
+        state.refused_logins = 0;
+        state.relogin_after = None;
+    }
+
+    /// Installs a lease from a new login; the token it replaces is revoked (best effort),
+    /// so that no token is left alive unused.
+    async fn replace(&self, http: &Http, state: &mut State, lease: Lease) {
+        let now = self.clock.now();
+        let Some(old) = state.lease.replace(lease) else {
+            return;
+        };
+        let expired = !old.ttl.is_zero() && now.saturating_sub(old.since) >= old.ttl;
+        if !expired && state.lease.as_ref().is_some_and(|l| l.token != old.token) {
+            self.revoke(http, &old.token).await;
+        }
+    }
+
+    /// `auth/token/revoke-self` with `token`; a failure is only logged (the token expires
+    /// on its own).
+    async fn revoke(&self, http: &Http, token: &Secret) {
+        let url = http.url(&["auth", "token", "revoke-self"]);
+        match http
+            .send(Call::Revoke, Method::POST, &url, Some(token), None)
+            .await
+        {
+            Ok(reply) if reply.is_success() => {
+                tracing::debug!(provider = PROVIDER_NAME, "the replaced token was revoked");
+            }
+            Ok(reply) => tracing::debug!(
+                provider = PROVIDER_NAME,
+                status = reply.status,
+                "the replaced token could not be revoked; it expires on its own"
+            ),
+            Err(error) => tracing::debug!(
+                provider = PROVIDER_NAME,
+                %error,
+                "the replaced token could not be revoked; it expires on its own"
+            ),
+        }
+    }
+
+    /// Logs in with AppRole (recorded in `op`: once per operation).
+    async fn login(&self, http: &Http, op: &mut Op) -> Result<Lease, ProviderError> {
         let Some(VaultAuth::AppRole(approle)) = &self.method else {
             unreachable!("login is planned only for AppRole")
         };
+        op.logged_in = true;
+        op.token_checked = true;
+        let lease = self.login_request(http, approle).await?;
+        op.fresh = Some(lease.token.clone());
+        Ok(lease)
+    }
+
+    async fn login_request(
+        &self,
+        http: &Http,
+        approle: &crate::settings::AppRole,
+    ) -> Result<Lease, ProviderError> {
         let mut body = serde_json::Map::new();
         body.insert(
             "role_id".to_owned(),
@@ -234,7 +398,7 @@ impl Auth {
         if let Some(source) = &approle.secret_id {
             let secret_id = match source {
                 SecretIdSource::Value(value) => value.clone(),
-                SecretIdSource::File(path) => read_secret_id_file(path)?,
+                SecretIdSource::File(path) => read_secret_id_file(path).await?,
             };
             body.insert(
                 "secret_id".to_owned(),
@@ -326,9 +490,13 @@ impl Auth {
             exhausted: true,
         };
         if matches!(reply.status, 401 | 403) {
+            // An invalid or expired token is refused here, and so is a valid one without the
+            // `default` policy; the latter still works, so the token is tried.
+            self.lookup_refused.store(true, Ordering::Relaxed);
             tracing::debug!(
                 provider = PROVIDER_NAME,
-                "the token may not look itself up; it is used without renewal"
+                "the server refused the token's lookup of itself: it is invalid or expired, or \
+                 lacks permission to look itself up; it is used as is, without renewal"
             );
             return Ok(unknown);
         }
@@ -424,26 +592,36 @@ fn not_configured() -> ProviderError {
     )
 }
 
-fn read_secret_id_file(path: &std::path::Path) -> Result<Secret, ProviderError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ProviderError::io(
-            PROVIDER_NAME,
-            "reading the AppRole secret ID file",
-            Location::file(path),
-            e,
-        )
-    })?;
-    let secret = Secret::new(text.trim());
-    // The untrimmed copy is wiped.
-    let mut text = text;
-    zeroize::Zeroize::zeroize(&mut text);
-    if secret.is_empty() {
-        return Err(ProviderError::new(
+/// Largest secret-ID file read (a secret ID is a UUID; anything near this is not one).
+const MAX_SECRET_ID_FILE: u64 = 64 << 10;
+
+/// Reads the secret-ID file off the runtime's threads: a regular file of bounded size only,
+/// so a FIFO, a device (`/dev/zero`) or a directory is an error at once, never a hang or an
+/// endless read.
+async fn read_secret_id_file(path: &std::path::Path) -> Result<Secret, ProviderError> {
+    let location = Location::file(path);
+    let doing = format!("reading the AppRole secret ID file ({SECRET_ID_FILE_VAR})");
+    let owned = path.to_owned();
+    let read =
+        private_fs::unblock(move || private_fs::read_regular_file(&owned, MAX_SECRET_ID_FILE))
+            .await
+            .and_then(|read| read)
+            .map_err(|e| ProviderError::io(PROVIDER_NAME, doing.clone(), location.clone(), e))?;
+    let misconfigured = |why: &'static str| {
+        ProviderError::new(
             PROVIDER_NAME,
             ErrorKind::Misconfigured,
-            "the AppRole secret ID file is empty",
+            format!("{doing}: {why}"),
         )
-        .with_location(Location::file(path)));
+        .with_location(location.clone())
+    };
+    let bytes = read.ok_or_else(|| misconfigured("the file does not exist"))?;
+    // No source attached: a UTF-8 error names byte positions of the secret.
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| misconfigured("the file is not UTF-8 text"))?;
+    let secret = Secret::new(text.trim());
+    if secret.is_empty() {
+        return Err(misconfigured("the file is empty"));
     }
     Ok(secret)
 }

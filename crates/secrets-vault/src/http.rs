@@ -16,11 +16,14 @@ use secrets_core::{ErrorKind, Location, ProviderError, Secret};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::settings::{PROVIDER_NAME, VaultSettings, validate_address};
+use crate::settings::{CACERT_VAR, PROVIDER_NAME, VaultSettings, validate_address};
 
 /// Largest response body accepted. A KV secret of key -> value pairs is far smaller; a
 /// larger answer is a hostile or broken server.
 pub(crate) const MAX_BODY: usize = 8 << 20;
+
+/// Largest CA certificate file read (a system-wide bundle is a few hundred KiB).
+const MAX_CA_FILE: u64 = 4 << 20;
 
 /// What a request is for, for counting and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,7 @@ pub(crate) enum Call {
     MountLookup,
     Login,
     Renew,
+    Revoke,
     TokenLookup,
     Health,
 }
@@ -42,6 +46,7 @@ pub(crate) struct Counters {
     mount_lookups: AtomicU64,
     logins: AtomicU64,
     renewals: AtomicU64,
+    revocations: AtomicU64,
     token_lookups: AtomicU64,
     health_checks: AtomicU64,
 }
@@ -61,6 +66,8 @@ pub struct VaultStats {
     pub logins: u64,
     /// Token renewals (`auth/token/renew-self`).
     pub renewals: u64,
+    /// Revocations of tokens replaced by a new login (`auth/token/revoke-self`).
+    pub revocations: u64,
     /// Token lookups (`auth/token/lookup-self`).
     pub token_lookups: u64,
     /// `sys/health` checks.
@@ -75,6 +82,7 @@ impl VaultStats {
             + self.mount_lookups
             + self.logins
             + self.renewals
+            + self.revocations
             + self.token_lookups
             + self.health_checks
     }
@@ -88,6 +96,7 @@ impl Counters {
             Call::MountLookup => &self.mount_lookups,
             Call::Login => &self.logins,
             Call::Renew => &self.renewals,
+            Call::Revoke => &self.revocations,
             Call::TokenLookup => &self.token_lookups,
             Call::Health => &self.health_checks,
         };
@@ -102,6 +111,7 @@ impl Counters {
             mount_lookups: get(&self.mount_lookups),
             logins: get(&self.logins),
             renewals: get(&self.renewals),
+            revocations: get(&self.revocations),
             token_lookups: get(&self.token_lookups),
             health_checks: get(&self.health_checks),
         }
@@ -233,22 +243,29 @@ impl Http {
             .user_agent(concat!("secrets-vault/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_cert {
             let location = Location::file(path);
-            let pem = std::fs::read(path).map_err(|e| {
-                ProviderError::io(
-                    PROVIDER_NAME,
-                    "reading the CA certificate file",
-                    location.clone(),
-                    e,
-                )
-            })?;
+            let doing = format!("reading the CA certificate file ({CACERT_VAR})");
+            // A regular file of bounded size only: a FIFO or a device is an error at once,
+            // never a hang or an endless read.
+            let pem = private_fs::read_regular_file(path, MAX_CA_FILE)
+                .map_err(|e| {
+                    misconfigured(doing.clone())
+                        .with_location(location.clone())
+                        .with_source(e)
+                })?
+                .ok_or_else(|| {
+                    misconfigured(format!("{doing}: the file does not exist"))
+                        .with_location(location.clone())
+                })?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-                misconfigured("the CA certificate file is not a PEM bundle".to_owned())
-                    .with_location(location.clone())
+                misconfigured(format!(
+                    "the CA certificate file ({CACERT_VAR}) is not a PEM bundle"
+                ))
+                .with_location(location.clone())
             })?;
             if certificates.is_empty() {
-                return Err(misconfigured(
-                    "the CA certificate file holds no certificate".to_owned(),
-                )
+                return Err(misconfigured(format!(
+                    "the CA certificate file ({CACERT_VAR}) holds no certificate"
+                ))
                 .with_location(location));
             }
             builder = builder.tls_certs_only(certificates);
@@ -268,11 +285,7 @@ impl Http {
                 causes(&e).join(": ")
             ))
         })?;
-        if base.scheme() == "http"
-            && !base
-                .host_str()
-                .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
-        {
+        if base.scheme() == "http" && !is_loopback(&base) {
             tracing::warn!(
                 provider = PROVIDER_NAME,
                 host = base.host_str().unwrap_or_default(),
@@ -413,6 +426,23 @@ impl Http {
         ProviderError::new(PROVIDER_NAME, kind, message)
             .with_location(Location::Url(url.to_string()))
     }
+}
+
+/// Whether the URL's host is this machine for certain: a literal loopback address
+/// (127.0.0.0/8, `::1`) or `localhost`. A name that merely starts with `127.`
+/// (`127.attacker.example`) is a domain like any other.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // The URL parser has already turned every IPv4 spelling (`127.1`, `0x7f.0.0.1`) into
+    // dotted decimal and bracketed IPv6; what does not parse as an address is a name.
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn oversized(url: &Url) -> ProviderError {

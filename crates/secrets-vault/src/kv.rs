@@ -130,6 +130,13 @@ pub(crate) fn v2_data(body: &mut Value) -> Result<RawObject, &'static str> {
     }
 }
 
+/// Whether a read answer carries KV v2's `data.metadata` object (KV v1 answers have none).
+pub(crate) fn has_v2_metadata(body: &Value) -> bool {
+    body.get("data")
+        .and_then(|d| d.get("metadata"))
+        .is_some_and(Value::is_object)
+}
+
 /// The version a KV v2 `404` reports (a deleted latest version still has metadata), if any.
 pub(crate) fn v2_deleted_version(body: &Value) -> Option<u64> {
     body.get("data")?.get("metadata")?.get("version")?.as_u64()

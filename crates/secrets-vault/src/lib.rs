@@ -9,7 +9,8 @@
 //!   transient failures ([`secrets_core::Snapshot`]); a changed value is seen within one TTL.
 //! - **Auth**: a token, or AppRole (role ID + secret ID or secret-ID file); tokens are renewed
 //!   at about two thirds of their TTL, and AppRole logs in again when renewal is refused or
-//!   the maximum TTL is reached, and once after a 403.
+//!   the maximum TTL is reached, and after a 403 (at most once per lookup, and after a pause
+//!   when a token fresh from a login was refused); a replaced token is revoked.
 //! - **Writes**: `set`/`delete` of one key, with check-and-set on KV v2.
 //! - **Errors** say which: permission denied, not found, sealed/unavailable, TLS, timeout,
 //!   malformed answer. No error, log line or `Debug` output holds a token, secret ID or value.

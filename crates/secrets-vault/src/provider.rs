@@ -2,6 +2,7 @@
 //! TTL through a [`Snapshot`], written key by key.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +13,10 @@ use secrets_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Op};
 use crate::http::{Call, Http, Reply, VaultStats, scrub, status_error};
 use crate::kv::{self, Entry, KvObject, MountKind, RawObject};
-use crate::settings::{KvVersion, PROVIDER_NAME, VaultSettings, path_segments};
+use crate::settings::{CLIENT_TIMEOUT_VAR, KvVersion, PROVIDER_NAME, VaultSettings, path_segments};
 
 /// How many times a KV v2 write is tried when another writer changes the secret between
 /// this writer's read and its check-and-set write.
@@ -38,7 +39,11 @@ const CAS_ATTEMPTS: usize = 3;
 ///   (a concurrent change is retried, then reported as [`ErrorKind::Conflict`]); on KV v1 a
 ///   plain write of the whole object (KV v1 cannot detect a concurrent writer).
 /// - Auth: see [`VaultAuth`](crate::VaultAuth). A refused request (403) with AppRole causes
-///   one new login and one retry, then the error.
+///   a new login and one retry, then the error; at most one login per lookup, write or
+///   health check, and none for a while after a token fresh from a login was refused (the
+///   role's policies do not allow the request). A token a login replaces is revoked.
+/// - One deadline, the settings' `timeout`, covers all the requests of a lookup, a write or a
+///   health check.
 pub struct VaultProvider {
     inner: Arc<Inner>,
 }
@@ -57,8 +62,8 @@ struct Inner {
     auth: Auth,
     mount: Vec<String>,
     path: Vec<String>,
-    /// The mount's KV version once known (configured or detected).
-    kv: tokio::sync::OnceCell<KvVersion>,
+    /// The mount's KV version once known.
+    kv: tokio::sync::OnceCell<KnownVersion>,
     snapshot: Snapshot<KvObject>,
     /// Writes of this provider go one at a time (they would only conflict with each other).
     writing: tokio::sync::Mutex<()>,
@@ -69,11 +74,24 @@ impl fmt::Debug for VaultProvider {
         let inner = &self.inner;
         f.debug_struct("VaultProvider")
             .field("settings", &inner.settings)
-            .field("kv_version", &inner.kv.get())
+            .field("kv_version", &inner.kv.get().map(|k| k.version))
             .field("auth", &inner.auth)
             .field("snapshot", &inner.snapshot)
             .finish()
     }
+}
+
+/// The mount's KV version, and whether the server said it (rather than a configured version
+/// it could not confirm, whose answers are then checked for the other version's shape).
+#[derive(Debug, Clone, Copy)]
+struct KnownVersion {
+    version: KvVersion,
+    told: bool,
+}
+
+/// Whether the server refused the token (or its policies refused the request).
+fn is_refusal(reply: &Reply) -> bool {
+    matches!(reply.status, 401 | 403)
 }
 
 /// What a write does to the object.
@@ -120,13 +138,9 @@ impl VaultProvider {
         let owned = |segments: Vec<&str>| segments.into_iter().map(str::to_owned).collect();
         let mount = owned(path_segments("mount", &settings.mount)?);
         let path = owned(path_segments("path", &settings.path)?);
-        let kv = match settings.kv_version {
-            Some(version) => tokio::sync::OnceCell::new_with(Some(version)),
-            None => tokio::sync::OnceCell::new(),
-        };
         let snapshot =
             Snapshot::new(PROVIDER_NAME, settings.refresh).with_clock(Arc::clone(&clock));
-        let auth = Auth::new(settings.auth.clone(), clock);
+        let auth = Auth::new(settings.auth.clone(), settings.refresh.retry_backoff, clock);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -134,7 +148,7 @@ impl VaultProvider {
                 auth,
                 mount,
                 path,
-                kv,
+                kv: tokio::sync::OnceCell::new(),
                 snapshot,
                 writing: tokio::sync::Mutex::new(()),
             }),
@@ -146,9 +160,9 @@ impl VaultProvider {
         &self.inner.settings
     }
 
-    /// The mount's KV version, once configured or detected.
+    /// The mount's KV version, once detected (or configured and checked) at first use.
     pub fn kv_version(&self) -> Option<KvVersion> {
-        self.inner.kv.get().copied()
+        self.inner.kv.get().map(|known| known.version)
     }
 
     /// How many HTTP requests this provider made, by kind.
@@ -225,43 +239,132 @@ impl Inner {
 
     /// The copy lookups are served from (read when not fresh).
     async fn current(&self) -> Result<Arc<KvObject>, ProviderError> {
-        self.snapshot.get(|| self.read()).await
+        self.snapshot
+            .get(|| self.within_deadline("lookup", self.read()))
+            .await
     }
 
-    /// Sends a request with the token; when the server refuses it (401/403) and a new login
-    /// is possible, logs in once and sends it once more.
+    /// Runs the requests of one operation (a lookup's read, a write, a health check) under one
+    /// deadline: the configured timeout covers all of them together (token lookup or login,
+    /// renewal, mount lookup, read, write), not each one.
+    async fn within_deadline<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let limit = self.settings.timeout;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete answer within {limit:?} for the {operation} (the timeout, \
+                     {CLIENT_TIMEOUT_VAR}, covers all the requests of one {operation})"
+                ),
+            )),
+        }
+    }
+
+    /// Sends a request with the token. When the server refuses it (401/403) and a new login
+    /// may help (AppRole, no login yet in this operation, no token fresh from a login refused
+    /// recently), logs in and sends it once more.
     async fn authorized(
         &self,
+        op: &mut Op,
         call: Call,
         method: Method,
         url: &Url,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, ProviderError> {
-        let token = self.auth.token(&self.http).await?;
+        let token = self.auth.token(&self.http, op).await?;
         let reply = self
             .http
             .send(call, method.clone(), url, Some(&token), body.clone())
             .await?;
-        if matches!(reply.status, 401 | 403)
-            && let Some(fresh) = self.auth.relogin(&self.http, &token).await?
-        {
-            return self.http.send(call, method, url, Some(&fresh), body).await;
+        if !is_refusal(&reply) {
+            return Ok(reply);
+        }
+        if op.is_fresh(&token) {
+            self.auth.fresh_token_refused().await;
+            return Ok(reply);
+        }
+        let Some(fresh) = self.auth.relogin(&self.http, &token, op).await? else {
+            return Ok(reply);
+        };
+        let reply = self
+            .http
+            .send(call, method, url, Some(&fresh), body)
+            .await?;
+        match (is_refusal(&reply), op.is_fresh(&fresh)) {
+            (true, true) => self.auth.fresh_token_refused().await,
+            (false, true) => self.auth.relogin_helped().await,
+            // Another operation's token: its own requests judge it.
+            (_, false) => {}
         }
         Ok(reply)
     }
 
-    async fn kv_version(&self) -> Result<KvVersion, ProviderError> {
-        self.kv.get_or_try_init(|| self.detect()).await.copied()
+    async fn kv_version(&self, op: &mut Op) -> Result<KvVersion, ProviderError> {
+        let known = self.kv.get_or_try_init(|| self.resolve_version(op)).await?;
+        Ok(known.version)
     }
 
-    /// Asks the server which KV version the mount runs. Only a clear answer counts: a
-    /// refusal, a sealed server or a network error is an error, not a guess.
-    async fn detect(&self) -> Result<KvVersion, ProviderError> {
+    /// Whether the KV version in use is one the server did not confirm.
+    fn version_unconfirmed(&self) -> bool {
+        self.kv.get().is_some_and(|known| !known.told)
+    }
+
+    /// The mount's KV version, as the server says it; a configured version is checked
+    /// against that answer (a mismatch is [`ErrorKind::Misconfigured`], never a read of the
+    /// wrong location, a silent "absent", or a write to the wrong place), and trusted only
+    /// when the server cannot say.
+    async fn resolve_version(&self, op: &mut Op) -> Result<KnownVersion, ProviderError> {
+        let configured = self.settings.kv_version;
+        let told = match self.mount_version(op).await? {
+            Some(version) => Some(version),
+            None => self.probe_version(op, configured.is_some()).await?,
+        };
+        let mount = self.mount.join("/");
+        let version = match (configured, told) {
+            (Some(configured), Some(told)) if configured != told => {
+                return Err(self.error(
+                    ErrorKind::Misconfigured,
+                    format!(
+                        "mount `{mount}` is {told}, but the KV version is set to {} ({}): unset \
+                         it to detect the version, or set it to {}",
+                        configured.number(),
+                        self.settings.kv_version_setting(),
+                        told.number()
+                    ),
+                ));
+            }
+            (Some(version), _) | (None, Some(version)) => version,
+            (None, None) => {
+                unreachable!("without a configured version, probing tells or fails")
+            }
+        };
+        tracing::debug!(
+            provider = PROVIDER_NAME,
+            mount,
+            %version,
+            confirmed = told.is_some(),
+            "KV version known"
+        );
+        Ok(KnownVersion {
+            version,
+            told: told.is_some(),
+        })
+    }
+
+    /// Asks the server which KV version the mount runs (`None`: this server has no mount
+    /// lookup). Only a clear answer counts: a refusal, a sealed server or a network error is
+    /// an error, not a guess.
+    async fn mount_version(&self, op: &mut Op) -> Result<Option<KvVersion>, ProviderError> {
         let mut segments = vec!["sys", "internal", "ui", "mounts"];
         segments.extend(self.mount.iter().map(String::as_str));
         let url = self.http.url(&segments);
         let reply = self
-            .authorized(Call::MountLookup, Method::GET, &url, None)
+            .authorized(op, Call::MountLookup, Method::GET, &url, None)
             .await?;
         let mount = self.mount.join("/");
         let version = match reply.status {
@@ -278,6 +381,17 @@ impl Inner {
                         ));
                     }
                 }
+            }
+            401 | 403 if self.auth.lookup_refused() => {
+                return Err(self.error(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "the token is invalid or expired (HTTP {}): the server refused it for \
+                         its own lookup and for mount `{mount}` (or it lacks permission to look \
+                         itself up and has no capability under the mount)",
+                        reply.status
+                    ),
+                ));
             }
             401 | 403 => {
                 return Err(self.error(
@@ -296,36 +410,78 @@ impl Inner {
             {
                 return Err(self.namespace_not_found());
             }
-            // A server without the mount lookup: ask the v1 location, which a v2 mount
-            // answers with a warning.
-            404 | 405 => self.probe_version().await?,
+            // A server without the mount lookup: the v1 location tells.
+            404 | 405 => return Ok(None),
             _ => return Err(status_error(&reply, &url, "detecting the KV version")),
         };
-        tracing::debug!(provider = PROVIDER_NAME, mount, %version, "KV version detected");
-        Ok(version)
+        Ok(Some(version))
     }
 
-    async fn probe_version(&self) -> Result<KvVersion, ProviderError> {
+    /// The KV version as the v1 location's answer shows it (a v2 mount answers with a
+    /// warning). With a configured version to fall back on (`lenient`), a refusal gives
+    /// `None`: the server cannot say, and the configured version is used.
+    async fn probe_version(
+        &self,
+        op: &mut Op,
+        lenient: bool,
+    ) -> Result<Option<KvVersion>, ProviderError> {
         let url = self.secret_url(None);
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
-            200 => Ok(KvVersion::V1),
+            200 => Ok(Some(KvVersion::V1)),
             404 => {
                 let mut body = reply.json(&url)?;
                 let v2 = kv::has_versioned_kv_warning(&body);
                 scrub(&mut body);
                 if v2 {
-                    Ok(KvVersion::V2)
+                    Ok(Some(KvVersion::V2))
                 } else if reply.has_empty_errors() {
-                    Ok(KvVersion::V1)
+                    Ok(Some(KvVersion::V1))
                 } else {
                     Err(self.missing_mount(&reply))
                 }
             }
+            401 | 403 if lenient => {
+                tracing::debug!(
+                    provider = PROVIDER_NAME,
+                    "the server cannot say the mount's KV version; the configured one is used"
+                );
+                Ok(None)
+            }
             _ => Err(status_error(&reply, &url, "detecting the KV version")),
         }
+    }
+
+    /// The mount answered a request of one KV version in the way of the other: the
+    /// configured version (if any) is wrong.
+    fn answered_like(&self, request: KvVersion, like: KvVersion, what: &str) -> ProviderError {
+        let mount = self.mount.join("/");
+        let fix = match self.settings.kv_version {
+            Some(configured) => format!(
+                ": the KV version is set to {} ({}); unset it to detect the version, or set it \
+                 to {}",
+                configured.number(),
+                self.settings.kv_version_setting(),
+                like.number()
+            ),
+            None => String::new(),
+        };
+        self.error(
+            ErrorKind::Misconfigured,
+            format!("mount `{mount}` answered a {request} {what} like a {like} mount{fix}"),
+        )
+    }
+
+    /// Whether an answer carries KV v2's warning that the path needs `data/`.
+    fn has_versioned_kv_warning(&self, reply: &Reply, url: &Url) -> bool {
+        let Ok(mut body) = reply.json(url) else {
+            return false;
+        };
+        let v2 = kv::has_versioned_kv_warning(&body);
+        scrub(&mut body);
+        v2
     }
 
     fn namespace_not_found(&self) -> ProviderError {
@@ -359,9 +515,10 @@ impl Inner {
 
     /// Reads the secret for the snapshot.
     async fn read(&self) -> Result<KvObject, ProviderError> {
-        let version = self.kv_version().await?;
+        let op = &mut Op::default();
+        let version = self.kv_version(op).await?;
         let object = match version {
-            KvVersion::V2 => self.read_v2(self.settings.secret_version).await?,
+            KvVersion::V2 => self.read_v2(op, self.settings.secret_version).await?,
             KvVersion::V1 => {
                 if self.settings.secret_version.is_some() {
                     return Err(self.error(
@@ -369,7 +526,7 @@ impl Inner {
                         "a secret version is pinned but the mount is KV v1, which has no versions",
                     ));
                 }
-                let (map, _) = self.read_raw_v1().await?;
+                let (map, _) = self.read_raw_v1(op).await?;
                 map.map_or_else(|| KvObject::absent(None), |m| KvObject::from_map(m, None))
             }
         };
@@ -390,8 +547,8 @@ impl Inner {
         Ok(object)
     }
 
-    async fn read_v2(&self, pinned: Option<u64>) -> Result<KvObject, ProviderError> {
-        let (map, version) = self.read_raw_v2(pinned).await?;
+    async fn read_v2(&self, op: &mut Op, pinned: Option<u64>) -> Result<KvObject, ProviderError> {
+        let (map, version) = self.read_raw_v2(op, pinned).await?;
         if pinned.is_some() && map.is_none() {
             return Err(self.error(
                 ErrorKind::NotFound,
@@ -409,20 +566,30 @@ impl Inner {
 
     /// The KV v2 object (`None`: nothing stored) and the current version (0 when the path
     /// was never written).
-    async fn read_raw_v2(&self, pinned: Option<u64>) -> Result<RawObject, ProviderError> {
+    async fn read_raw_v2(
+        &self,
+        op: &mut Op,
+        pinned: Option<u64>,
+    ) -> Result<RawObject, ProviderError> {
         let mut url = self.secret_url(Some("data"));
         if let Some(version) = pinned {
             url.query_pairs_mut()
                 .append_pair("version", &version.to_string());
         }
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
             200 => {
                 let mut body = reply.json(&url)?;
+                // KV v2 always sends the version's metadata; KV v1 stores `data/{path}` as
+                // a path of its own and answers without.
+                let versioned = kv::has_v2_metadata(&body);
                 let result = kv::v2_data(&mut body);
                 scrub(&mut body);
+                if !versioned && self.version_unconfirmed() {
+                    return Err(self.answered_like(KvVersion::V2, KvVersion::V1, "read"));
+                }
                 result.map_err(|why| self.malformed(&url, why))
             }
             404 => {
@@ -440,10 +607,10 @@ impl Inner {
     }
 
     /// The KV v1 object (`None`: nothing stored).
-    async fn read_raw_v1(&self) -> Result<RawObject, ProviderError> {
+    async fn read_raw_v1(&self, op: &mut Op) -> Result<RawObject, ProviderError> {
         let url = self.secret_url(None);
         let reply = self
-            .authorized(Call::SecretRead, Method::GET, &url, None)
+            .authorized(op, Call::SecretRead, Method::GET, &url, None)
             .await?;
         match reply.status {
             200 => {
@@ -451,6 +618,9 @@ impl Inner {
                 let result = kv::v1_data(&mut body);
                 scrub(&mut body);
                 Ok((Some(result.map_err(|why| self.malformed(&url, why))?), None))
+            }
+            404 if self.has_versioned_kv_warning(&reply, &url) => {
+                Err(self.answered_like(KvVersion::V1, KvVersion::V2, "read"))
             }
             404 if reply.has_empty_errors() => Ok((None, None)),
             404 => Err(self.missing_mount(&reply)),
@@ -472,19 +642,24 @@ impl Inner {
             ));
         }
         let _one_writer = self.writing.lock().await;
-        let result = match self.kv_version().await {
-            Ok(KvVersion::V2) => self.write_v2(&change).await,
-            Ok(KvVersion::V1) => self.write_v1(&change).await,
-            Err(error) => Err(error),
-        };
+        let result = self
+            .within_deadline("write", async {
+                let op = &mut Op::default();
+                match self.kv_version(op).await? {
+                    KvVersion::V2 => self.write_v2(op, &change).await,
+                    KvVersion::V1 => self.write_v1(op, &change).await,
+                }
+            })
+            .await;
+        // Also after a timeout: the write may have reached the server.
         self.snapshot.invalidate();
         result.map_err(|e| e.with_key(change.key()))
     }
 
-    async fn write_v2(&self, change: &Change<'_>) -> Result<bool, ProviderError> {
+    async fn write_v2(&self, op: &mut Op, change: &Change<'_>) -> Result<bool, ProviderError> {
         let url = self.secret_url(Some("data"));
         for attempt in 1..=CAS_ATTEMPTS {
-            let (map, version) = self.read_raw_v2(None).await?;
+            let (map, version) = self.read_raw_v2(op, None).await?;
             let mut map = map.unwrap_or_default();
             let existed = change.apply(&mut map);
             if matches!(change, Change::Delete(_)) && !existed {
@@ -498,9 +673,13 @@ impl Inner {
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             scrub(&mut body);
             let reply = self
-                .authorized(Call::SecretWrite, Method::POST, &url, Some(bytes))
+                .authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?;
             if reply.is_success() {
+                if reply.body.is_empty() {
+                    // KV v2 answers a write with the new version; KV v1 with no content.
+                    return Err(self.answered_like(KvVersion::V2, KvVersion::V1, "write"));
+                }
                 return Ok(existed);
             }
             let conflict = reply.status == 400
@@ -526,9 +705,9 @@ impl Inner {
         ))
     }
 
-    async fn write_v1(&self, change: &Change<'_>) -> Result<bool, ProviderError> {
+    async fn write_v1(&self, op: &mut Op, change: &Change<'_>) -> Result<bool, ProviderError> {
         let url = self.secret_url(None);
-        let (map, _) = self.read_raw_v1().await?;
+        let (map, _) = self.read_raw_v1(op).await?;
         let mut map = map.unwrap_or_default();
         let existed = change.apply(&mut map);
         if matches!(change, Change::Delete(_)) && !existed {
@@ -537,23 +716,31 @@ impl Inner {
         }
         let reply = if map.is_empty() {
             // KV v1 refuses an empty object: the last key goes with the path.
-            self.authorized(Call::SecretWrite, Method::DELETE, &url, None)
+            self.authorized(op, Call::SecretWrite, Method::DELETE, &url, None)
                 .await?
         } else {
             let mut body = Value::Object(map);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             scrub(&mut body);
-            self.authorized(Call::SecretWrite, Method::POST, &url, Some(bytes))
+            self.authorized(op, Call::SecretWrite, Method::POST, &url, Some(bytes))
                 .await?
         };
+        if reply.status == 404 && self.has_versioned_kv_warning(&reply, &url) {
+            return Err(self.answered_like(KvVersion::V1, KvVersion::V2, "write"));
+        }
         if !reply.is_success() {
             return Err(status_error(&reply, &url, "writing the secret"));
         }
         Ok(existed)
     }
 
-    /// `sys/health`, then the token's own lookup.
+    /// `sys/health`, then the token's own lookup, within one deadline.
     async fn health(&self) -> Result<(), ProviderError> {
+        self.within_deadline("health check", self.check_health())
+            .await
+    }
+
+    async fn check_health(&self) -> Result<(), ProviderError> {
         let mut url = self.http.url(&["sys", "health"]);
         url.query_pairs_mut()
             .append_pair("standbyok", "true")
@@ -582,7 +769,13 @@ impl Inner {
         }
         let url = self.http.url(&["auth", "token", "lookup-self"]);
         let reply = self
-            .authorized(Call::TokenLookup, Method::GET, &url, None)
+            .authorized(
+                &mut Op::default(),
+                Call::TokenLookup,
+                Method::GET,
+                &url,
+                None,
+            )
             .await?;
         if !reply.is_success() {
             return Err(status_error(&reply, &url, "looking the token up"));

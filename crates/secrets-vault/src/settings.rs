@@ -23,7 +23,8 @@ pub const NAMESPACE_VAR: &str = "VAULT_NAMESPACE";
 pub const CACERT_VAR: &str = "VAULT_CACERT";
 /// `true`/`1`: do not verify the server's certificate. Dangerous; logged loudly.
 pub const SKIP_VERIFY_VAR: &str = "VAULT_SKIP_VERIFY";
-/// Total time allowed for one request (`5`, `5s`, `500ms`, `1m`).
+/// Total time allowed for one lookup, write or health check, all its requests together
+/// (`5`, `5s`, `500ms`, `1m`).
 pub const CLIENT_TIMEOUT_VAR: &str = "VAULT_CLIENT_TIMEOUT";
 /// The AppRole role ID; setting it selects AppRole login.
 pub const ROLE_ID_VAR: &str = "VAULT_ROLE_ID";
@@ -39,7 +40,8 @@ pub const PATH_VAR_SUFFIX: &str = "VAULT_PATH";
 pub const MOUNT_VAR_SUFFIX: &str = "VAULT_MOUNT";
 /// `<APP>_VAULT_APPROLE_MOUNT`: where the AppRole auth method is mounted (default `approle`).
 pub const APPROLE_MOUNT_VAR_SUFFIX: &str = "VAULT_APPROLE_MOUNT";
-/// `<APP>_VAULT_KV_VERSION`: `1` or `2` to skip detecting the mount's KV version.
+/// `<APP>_VAULT_KV_VERSION`: `1` or `2`, the mount's KV version (checked against the mount
+/// when the server says it).
 pub const KV_VERSION_VAR_SUFFIX: &str = "VAULT_KV_VERSION";
 /// `<APP>_VAULT_SECRET_VERSION`: read this version of a KV v2 secret (writes are refused).
 pub const SECRET_VERSION_VAR_SUFFIX: &str = "VAULT_SECRET_VERSION";
@@ -52,7 +54,8 @@ pub const DEFAULT_MOUNT: &str = "secret";
 pub const DEFAULT_APPROLE_MOUNT: &str = "approle";
 /// Time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Time allowed for a whole request, connection included.
+/// Time allowed for one whole lookup, write or health check: every request it makes (token
+/// lookup or login, renewal, mount lookup, read, write), connections included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a read secret is fresh.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -72,6 +75,16 @@ impl fmt::Display for KvVersion {
             Self::V1 => "KV v1",
             Self::V2 => "KV v2",
         })
+    }
+}
+
+impl KvVersion {
+    /// `1` or `2`, as the setting is written.
+    pub(crate) fn number(self) -> &'static str {
+        match self {
+            Self::V1 => "1",
+            Self::V2 => "2",
+        }
     }
 }
 
@@ -95,7 +108,8 @@ pub enum VaultAuth {
     /// is renewable.
     Token(Secret),
     /// AppRole login: a token is obtained at first use, renewed, and obtained again when it
-    /// cannot be renewed further, renewal fails, or the server refuses it.
+    /// cannot be renewed further, renewal fails, or the server refuses it (not again for a
+    /// while once a token fresh from a login was refused). A replaced token is revoked.
     AppRole(AppRole),
 }
 
@@ -166,7 +180,8 @@ pub struct VaultSettings {
     /// The secret's path under the mount (`simpletuner`); it holds one object of
     /// key -> value.
     pub path: String,
-    /// The mount's KV version; `None`: detected at first use and remembered.
+    /// The mount's KV version; `None`: detected at first use and remembered. A configured
+    /// version is checked against the mount at first use when the server says it.
     pub kv_version: Option<KvVersion>,
     /// Read this version of a KV v2 secret instead of the latest (writes are then refused).
     pub secret_version: Option<u64>,
@@ -177,10 +192,12 @@ pub struct VaultSettings {
     pub skip_verify: bool,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
-    /// Time allowed for one whole request.
+    /// Time allowed for one whole lookup, write or health check, all its requests together.
     pub timeout: Duration,
     /// How the read secret is cached: TTL (300 s), stale copy on transient failures, backoff.
     pub refresh: SnapshotPolicy,
+    /// The variable `kv_version` came from, for messages.
+    pub(crate) kv_version_var: Option<String>,
 }
 
 impl fmt::Debug for VaultSettings {
@@ -218,7 +235,7 @@ fn without_userinfo(address: &str) -> String {
 impl VaultSettings {
     /// Settings for a server, with defaults: no authentication (set one with
     /// [`token`](Self::token) or [`approle`](Self::approle)), mount `secret`, path
-    /// `simpletuner`, KV version detected, connect timeout 2 s, request timeout 5 s, cache
+    /// `simpletuner`, KV version detected, connect timeout 2 s, total timeout 5 s, cache
     /// TTL 300 s.
     pub fn new(address: impl Into<String>) -> Self {
         Self {
@@ -237,6 +254,7 @@ impl VaultSettings {
                 ttl: DEFAULT_CACHE_TTL,
                 ..SnapshotPolicy::default()
             },
+            kv_version_var: None,
         }
     }
 
@@ -270,10 +288,22 @@ impl VaultSettings {
         self
     }
 
-    /// Declares the mount's KV version instead of detecting it.
+    /// Declares the mount's KV version. It is checked against the mount at first use when
+    /// the server says the mount's version; a mismatch is an [`ErrorKind::Misconfigured`]
+    /// error.
     pub fn kv_version(mut self, version: KvVersion) -> Self {
         self.kv_version = Some(version);
+        self.kv_version_var = None;
         self
+    }
+
+    /// Where the configured KV version comes from, for messages: its variable, or the
+    /// builder method.
+    pub(crate) fn kv_version_setting(&self) -> String {
+        match &self.kv_version_var {
+            Some(name) => format!("`{name}`"),
+            None => "`VaultSettings::kv_version`".to_owned(),
+        }
     }
 
     /// Pins a KV v2 secret version.
@@ -296,10 +326,11 @@ impl VaultSettings {
         self
     }
 
-    /// Sets the connect and whole-request timeouts.
-    pub fn timeouts(mut self, connect: Duration, request: Duration) -> Self {
+    /// Sets the connect timeout and the total one (all the requests of one lookup, write or
+    /// health check together).
+    pub fn timeouts(mut self, connect: Duration, total: Duration) -> Self {
         self.connect_timeout = connect;
-        self.timeout = request;
+        self.timeout = total;
         self
     }
 
@@ -319,11 +350,11 @@ impl VaultSettings {
     /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` or `VAULT_SECRET_ID_FILE` | AppRole auth (wins over a token) |
     /// | `VAULT_NAMESPACE` | namespace |
     /// | `VAULT_CACERT`, `VAULT_SKIP_VERIFY` | TLS |
-    /// | `VAULT_CLIENT_TIMEOUT` | request timeout |
+    /// | `VAULT_CLIENT_TIMEOUT` | total timeout of a lookup, write or health check |
     /// | `<APP>_VAULT_PATH` | path (default: the application name) |
     /// | `<APP>_VAULT_MOUNT` | mount (`secret`) |
     /// | `<APP>_VAULT_APPROLE_MOUNT` | AppRole mount (`approle`) |
-    /// | `<APP>_VAULT_KV_VERSION` | `1` or `2` (skips detection) |
+    /// | `<APP>_VAULT_KV_VERSION` | `1` or `2` (checked against the mount) |
     /// | `<APP>_VAULT_SECRET_VERSION` | pinned KV v2 version |
     /// | `<APP>_VAULT_CACHE_TTL` | cache TTL (`300`, `5m`) |
     ///
@@ -415,6 +446,7 @@ impl VaultSettings {
                     .parse()
                     .map_err(|why: String| misconfigured_var(&kv_var, why))?,
             );
+            settings.kv_version_var = Some(kv_var);
         }
         let version_var = app.var(SECRET_VERSION_VAR_SUFFIX);
         if let Some(version) = read(&version_var)? {

@@ -251,6 +251,126 @@ fn debug_output_shows_no_credentials() {
     }
 }
 
+#[test]
+fn only_literal_loopback_addresses_and_localhost_count_as_loopback() {
+    for (address, loopback) in [
+        ("http://127.0.0.1:8200", true),
+        ("http://127.1", true),
+        ("http://127.255.3.4:80", true),
+        ("http://[::1]:8200", true),
+        ("http://localhost:8200", true),
+        ("http://LocalHost", true),
+        // Names that only look like loopback reach another machine: the token crosses the
+        // network unencrypted, so they get the warning.
+        ("http://127.attacker.example", false),
+        ("http://127.0.0.1.nip.io:8200", false),
+        ("http://localhost.attacker.example", false),
+        ("http://128.0.0.1", false),
+        ("http://[::2]", false),
+        ("http://vault.internal:8200", false),
+    ] {
+        let url = reqwest::Url::parse(address).unwrap();
+        assert_eq!(crate::http::is_loopback(&url), loopback, "{address}");
+    }
+}
+
+/// Runs `work` on a thread of its own and returns its result; fails the test when it is not
+/// done within `limit` (a read that hangs must fail the test, not stall it).
+fn finishes_within<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    result
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still running after {limit:?}: it hangs"))
+}
+
+/// Files that are not regular files, or not usable, and what the error must say.
+fn unusable_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, &'static str)> {
+    let fifo = dir.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zero = dir.join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+    let huge = dir.join("huge");
+    std::fs::write(&huge, vec![b'a'; 5 << 20]).unwrap();
+    vec![
+        (fifo, "a FIFO"),
+        (zero, "a device"),
+        (dir.join("subdir"), "a directory"),
+        (dangling, "does not exist"),
+        (dir.join("missing"), "does not exist"),
+        (huge, "larger than"),
+    ]
+}
+
+#[test]
+fn a_secret_id_file_that_is_not_a_small_regular_file_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    let mut cases = unusable_files(dir.path());
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, " \n").unwrap();
+    let latin1 = dir.path().join("latin1");
+    std::fs::write(&latin1, b"caf\xe9").unwrap();
+    cases.extend([(empty, "empty"), (latin1, "not UTF-8")]);
+    let script = Script::new(3600, vec![Ok(3600)]);
+    let server = serve(&script);
+    for (path, says) in cases {
+        let settings = VaultSettings::new(server.url())
+            .approle(AppRole::with_secret_id_file(ROLE_ID, &path))
+            .path("app");
+        let provider = VaultProvider::new(settings).unwrap();
+        let error = finishes_within(Duration::from_secs(5), move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(provider.get("KEY"))
+        })
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(says), "{}: {text}", path.display());
+        assert!(text.contains("VAULT_SECRET_ID_FILE"), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+    }
+    assert_eq!(
+        server.count("/v1/auth/approle/login"),
+        0,
+        "no login was tried"
+    );
+}
+
+#[test]
+fn a_ca_file_that_is_not_a_small_regular_file_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    for (path, says) in unusable_files(dir.path()) {
+        let settings = VaultSettings::new("https://127.0.0.1:8200")
+            .token(TOKEN)
+            .ca_cert(&path);
+        let error = finishes_within(Duration::from_secs(5), move || {
+            VaultProvider::new(settings).unwrap_err()
+        });
+        let text = error.to_string();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{text}");
+        assert!(text.contains(says), "{}: {text}", path.display());
+        assert!(text.contains("VAULT_CACERT"), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+    }
+}
+
 // ---------------------------------------------------------------- the renewal rule
 
 fn lease(ttl: u64, renewable: bool) -> Lease {
@@ -302,8 +422,8 @@ struct Script {
     /// What the successive renewals answer (the last one repeats): `Ok(ttl)` or `Err(status)`.
     renew_ttls: Mutex<Vec<Result<u64, u16>>>,
     logins: AtomicUsize,
-    /// Reads answered 403 from this many on (counting from 1), when set.
-    deny_reads: bool,
+    /// Reads are answered 403 while set.
+    deny_reads: std::sync::atomic::AtomicBool,
 }
 
 impl Script {
@@ -312,7 +432,7 @@ impl Script {
             login_ttl,
             renew_ttls: Mutex::new(renew_ttls),
             logins: AtomicUsize::new(0),
-            deny_reads: false,
+            deny_reads: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -351,7 +471,10 @@ impl Script {
                 200,
                 json!({"data": {"type": "kv", "options": {"version": "2"}}}),
             ),
-            "/v1/secret/data/app" if self.deny_reads => {
+            "/v1/auth/token/revoke-self" => {
+                Answer::Raw(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec())
+            }
+            "/v1/secret/data/app" if self.deny_reads.load(Ordering::SeqCst) => {
                 Answer::json(403, json!({"errors": ["permission denied"]}))
             }
             "/v1/secret/data/app" => Answer::json(
@@ -428,6 +551,8 @@ async fn approle_tokens_are_renewed_then_replaced_when_the_max_ttl_caps_them() {
     clock.advance(Duration::from_secs(1));
     read_key(&provider).await;
     assert_eq!((provider.stats().logins, provider.stats().renewals), (2, 2));
+    // The token the login replaced (valid 3 s more) was revoked, with itself.
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
     // Every read carried the token the server issued last.
     let reads: Vec<Seen> = server
         .seen()
@@ -455,6 +580,19 @@ async fn a_failed_renewal_makes_approle_log_in_again() {
     assert_eq!(read_key(&provider).await, VALUE);
     let stats = provider.stats();
     assert_eq!((stats.renewals, stats.logins), (1, 2));
+    // The replaced token, still valid for 10 s, was revoked.
+    assert_eq!(stats.revocations, 1);
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
+}
+
+/// The tokens the server was asked to revoke (`revoke-self`), in order.
+fn revoked_tokens(server: &FakeVault) -> Vec<String> {
+    server
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/v1/auth/token/revoke-self")
+        .map(|s| s.header("x-vault-token").unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -538,20 +676,62 @@ async fn hostile_lease_durations_do_not_overflow() {
     assert_eq!(provider.stats().renewals, 0);
 }
 
+/// AppRole whose policies refuse the read: the token fresh from the first login is refused,
+/// so no lookup logs in a second time, and refreshes (every 5 s, the snapshot's backoff) log
+/// in again only after a pause (30 s, then doubling); every token a login replaces is
+/// revoked. Before, every refresh logged in again, using up a secret ID with
+/// `secret_id_num_uses` within a minute and leaving a live token per login.
 #[tokio::test]
-async fn a_refused_read_causes_one_new_login_then_the_error() {
-    let mut script = Script::new(3600, vec![Ok(3600)]);
-    Arc::get_mut(&mut script).unwrap().deny_reads = true;
+async fn a_refused_fresh_login_pauses_new_logins_and_replaced_tokens_are_revoked() {
+    let script = Script::new(3600, vec![Ok(3600)]);
+    script.deny_reads.store(true, Ordering::SeqCst);
     let server = serve(&script);
     let clock = Arc::new(ManualClock::new());
     let provider = approle_provider(&server, &clock);
-    let error = provider.get("KEY").await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
-    assert_eq!(error.key(), Some("KEY"));
+    let refused_lookup = || async {
+        let before = provider.stats().logins;
+        let error = provider.get("KEY").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+        assert_eq!(error.key(), Some("KEY"));
+        let logins = provider.stats().logins - before;
+        assert!(logins <= 1, "{logins} logins in one lookup");
+    };
+    let step = Duration::from_secs(5);
+
+    refused_lookup().await;
     let stats = provider.stats();
-    assert_eq!((stats.logins, stats.secret_reads), (2, 2), "{stats:?}");
+    assert_eq!((stats.logins, stats.secret_reads), (1, 1), "{stats:?}");
     // No KV v1 retry, no "absent".
     assert_eq!(server.count("/v1/secret/app"), 0);
+    for _ in 0..5 {
+        clock.advance(step);
+        refused_lookup().await;
+    }
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.secret_reads), (1, 6), "{stats:?}");
+    // 30 s after the refusal: one new login, which replaces (and revokes) the refused token
+    // and is refused too.
+    clock.advance(step);
+    refused_lookup().await;
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.secret_reads), (2, 8), "{stats:?}");
+    assert_eq!(revoked_tokens(&server), ["s.login-1"]);
+    // Then the pause is 60 s.
+    for _ in 0..11 {
+        clock.advance(step);
+        refused_lookup().await;
+    }
+    assert_eq!(provider.stats().logins, 2);
+    clock.advance(step);
+    refused_lookup().await;
+    assert_eq!(provider.stats().logins, 3);
+    assert_eq!(revoked_tokens(&server), ["s.login-1", "s.login-2"]);
+    // Once the policy allows the read, the current token reads, without another login.
+    script.deny_reads.store(false, Ordering::SeqCst);
+    clock.advance(step);
+    assert_eq!(read_key(&provider).await, VALUE);
+    let stats = provider.stats();
+    assert_eq!((stats.logins, stats.revocations), (3, 2), "{stats:?}");
 }
 
 // ---------------------------------------------------------------- detection and errors
@@ -600,6 +780,21 @@ async fn a_refused_mount_lookup_is_permission_denied_and_no_read_is_tried() {
 }
 
 #[tokio::test]
+async fn an_expired_token_is_said_to_be_invalid_or_expired() {
+    // What OpenBao answers an expired or revoked token, whatever the path.
+    let server = FakeVault::start(|_| Answer::json(403, json!({"errors": ["permission denied"]})));
+    let clock = Arc::new(ManualClock::new());
+    let provider = token_provider(&server, &clock);
+    let error = provider.get("KEY").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+    let text = error.to_string();
+    assert!(text.contains("invalid or expired"), "{text}");
+    assert!(text.contains("look itself up"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+    assert_eq!(provider.stats().secret_reads, 0);
+}
+
+#[tokio::test]
 async fn a_sealed_server_is_unavailable_and_detection_is_asked_again_later() {
     let sealed = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = Arc::clone(&sealed);
@@ -642,6 +837,133 @@ async fn without_the_mount_lookup_the_v1_path_answer_tells_the_version() {
     let provider = token_provider(&server, &clock);
     assert_eq!(provider.get("KEY").await.unwrap().unwrap().expose(), VALUE);
     assert_eq!(provider.kv_version(), Some(KvVersion::V2));
+}
+
+/// A KV version set to the other one than the mount's: checked against the mount lookup,
+/// or (on a server without it) the v1 location's answer, or at last the shape of the answers
+/// themselves; always a misconfiguration naming the mount and the setting, never "absent" or
+/// a write to the wrong place.
+#[tokio::test]
+async fn a_configured_kv_version_is_checked_against_the_mount() {
+    /// A KV v1 mount `secret`, answering v2-shaped requests as KV v1 does: `data/app` is a
+    /// path of its own, empty or (`filled`) holding what a v2-shaped write put there. With
+    /// or without the mount lookup; the v1 location refused or not.
+    fn kv1_server(mount_lookup: bool, probe_refused: bool, filled: bool) -> FakeVault {
+        FakeVault::start(move |seen| match (seen.method.as_str(), seen.path()) {
+            (_, "/v1/auth/token/lookup-self") => {
+                Answer::json(200, json!({"data": {"ttl": 0, "renewable": false}}))
+            }
+            (_, "/v1/sys/internal/ui/mounts/secret") if mount_lookup => Answer::json(
+                200,
+                json!({"data": {"type": "kv", "options": {"version": "1"}}}),
+            ),
+            (_, "/v1/sys/internal/ui/mounts/secret") => {
+                Answer::json(404, json!({"errors": ["unsupported path"]}))
+            }
+            (_, "/v1/secret/app") if probe_refused => {
+                Answer::json(403, json!({"errors": ["permission denied"]}))
+            }
+            ("GET", "/v1/secret/app") => Answer::json(
+                200,
+                json!({"data": {"KEY": VALUE}, "lease_duration": 2764800}),
+            ),
+            ("GET", "/v1/secret/data/app") if filled => Answer::json(
+                200,
+                json!({"data": {"data": {"KEY": VALUE}, "options": {"cas": 0}}}),
+            ),
+            ("POST", "/v1/secret/data/app") => {
+                Answer::Raw(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec())
+            }
+            _ => Answer::json(404, json!({"errors": []})),
+        })
+    }
+    let app = AppName::default();
+    let configured = |server: &FakeVault, version: &str| {
+        let settings = VaultSettings::from_lookup(
+            &app,
+            &lookup_of(&[
+                ("VAULT_ADDR", &server.url()),
+                ("VAULT_TOKEN", TOKEN),
+                ("SIMPLETUNER_VAULT_PATH", "app"),
+                ("SIMPLETUNER_VAULT_KV_VERSION", version),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        VaultProvider::new(settings).unwrap()
+    };
+    let misconfigured = |error: ProviderError, says: &str| {
+        let text = error.to_string();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{text}");
+        for needle in ["mount `secret`", "SIMPLETUNER_VAULT_KV_VERSION", says] {
+            assert!(text.contains(needle), "expected `{needle}` in: {text}");
+        }
+        assert!(!text.contains(VALUE) && !text.contains(TOKEN), "{text}");
+    };
+
+    // The mount lookup, or else the v1 location, says KV v1: nothing is read or written at
+    // `secret/data/app`.
+    for mount_lookup in [true, false] {
+        let server = kv1_server(mount_lookup, false, false);
+        let provider = configured(&server, "2");
+        misconfigured(provider.get("KEY").await.unwrap_err(), "is KV v1");
+        misconfigured(
+            provider.set("KEY", &Secret::new("x")).await.unwrap_err(),
+            "is KV v1",
+        );
+        assert_eq!(server.count("/v1/secret/data/app"), 0, "{mount_lookup}");
+        assert_eq!(provider.kv_version(), None);
+    }
+    // The server cannot say (no mount lookup, the v1 location refused): the configured
+    // version is used, and a v1-shaped answer to a v2 read or write is the error.
+    let server = kv1_server(false, true, false);
+    misconfigured(
+        configured(&server, "2")
+            .set("KEY", &Secret::new("x"))
+            .await
+            .unwrap_err(),
+        "answered a KV v2 write like a KV v1 mount",
+    );
+    let server = kv1_server(false, true, true);
+    misconfigured(
+        configured(&server, "2").get("KEY").await.unwrap_err(),
+        "answered a KV v2 read like a KV v1 mount",
+    );
+
+    // The reverse: KV v1 configured on a v2 mount, whose v1 location answers with a warning.
+    let kv2 = server_with(|seen| match seen.path() {
+        "/v1/sys/internal/ui/mounts/secret" => {
+            Some(Answer::json(404, json!({"errors": ["unsupported path"]})))
+        }
+        "/v1/secret/app" => Some(Answer::json(
+            404,
+            json!({"data": null, "warnings": ["Invalid path for a versioned K/V secrets engine."]}),
+        )),
+        _ => None,
+    });
+    let provider = configured(&kv2, "1");
+    misconfigured(provider.get("KEY").await.unwrap_err(), "is KV v2");
+    misconfigured(
+        provider.set("KEY", &Secret::new("x")).await.unwrap_err(),
+        "is KV v2",
+    );
+    assert!(
+        kv2.seen().iter().all(|s| s.method == "GET"),
+        "nothing written"
+    );
+    // Set with the builder, the message names the builder method.
+    let provider = VaultProvider::new(
+        VaultSettings::new(kv2.url())
+            .token(TOKEN)
+            .path("app")
+            .kv_version(KvVersion::V1),
+    )
+    .unwrap();
+    let error = provider.get("KEY").await.unwrap_err();
+    assert!(
+        error.to_string().contains("VaultSettings::kv_version"),
+        "{error}"
+    );
 }
 
 /// Each status or broken answer of a read, and the kind it must give.
@@ -747,6 +1069,62 @@ async fn statuses_and_broken_answers_map_to_distinct_kinds() {
         assert!(text.contains(says), "expected `{says}` in: {text}");
         assert!(!text.contains(VALUE) && !text.contains(TOKEN), "{text}");
         assert!(!format!("{error:?}").contains(VALUE));
+    }
+}
+
+#[tokio::test]
+async fn one_deadline_covers_every_request_of_a_lookup_a_write_and_a_health_check() {
+    // Every answer takes 600 ms: any single request fits in the 1 s timeout, but a first
+    // lookup makes three (token lookup, mount lookup, read), a health check two and a write
+    // four.
+    let server = FakeVault::start(|seen| {
+        std::thread::sleep(Duration::from_millis(600));
+        match (seen.method.as_str(), seen.path()) {
+            (_, "/v1/auth/token/lookup-self") => {
+                Answer::json(200, json!({"data": {"ttl": 0, "renewable": false}}))
+            }
+            (_, "/v1/sys/internal/ui/mounts/secret") => Answer::json(
+                200,
+                json!({"data": {"type": "kv", "options": {"version": "2"}}}),
+            ),
+            (_, "/v1/sys/health") => Answer::json(200, json!({"sealed": false})),
+            ("GET", "/v1/secret/data/app") => Answer::json(
+                200,
+                json!({"data": {"data": {"KEY": VALUE}, "metadata": {"version": 1}}}),
+            ),
+            ("POST", "/v1/secret/data/app") => Answer::json(200, json!({"data": {"version": 2}})),
+            _ => Answer::json(404, json!({"errors": []})),
+        }
+    });
+    let limit = Duration::from_secs(1);
+    let fresh = || {
+        VaultProvider::new(
+            VaultSettings::new(server.url())
+                .token(TOKEN)
+                .path("app")
+                .timeouts(Duration::from_secs(2), limit),
+        )
+        .unwrap()
+    };
+    for operation in ["lookup", "health check", "write"] {
+        let provider = fresh();
+        let started = std::time::Instant::now();
+        let error = match operation {
+            "lookup" => provider.get("KEY").await.map(drop),
+            "health check" => provider.health().await,
+            _ => provider.set("KEY", &Secret::new("new")).await,
+        }
+        .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{operation}: {error}");
+        assert!(
+            error.to_string().contains(&format!("for the {operation}")),
+            "{error}"
+        );
+        assert!(
+            took < limit + Duration::from_millis(400),
+            "{operation} took {took:?}"
+        );
     }
 }
 
