@@ -16,15 +16,20 @@ use aws_smithy_http_client::tls;
 use aws_types::SdkConfig;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
+use crate::response_limit::{self, MAX_RESPONSE_SIZE};
 use crate::{AwsSettings, PROVIDER_NAME};
 
-/// The HTTPS client: hyper 1 with rustls on the ring provider (one TLS stack, no aws-lc).
+/// The HTTPS client: hyper 1 with rustls on the ring provider (one TLS stack, no aws-lc),
+/// reading at most [`MAX_RESPONSE_SIZE`] of any response (credentials endpoints included).
 pub(crate) fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+    response_limit::capped(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https(),
+        MAX_RESPONSE_SIZE,
+    )
 }
 
 /// Loads the SDK configuration the way the AWS CLI would (region and credential chains,
@@ -38,6 +43,17 @@ pub(crate) async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// A caller's SDK configuration, with its HTTP client (if it brings one) capped as ours is.
+pub(crate) fn with_capped_http_client(sdk: &SdkConfig) -> SdkConfig {
+    match sdk.http_client() {
+        Some(client) => sdk
+            .to_builder()
+            .http_client(response_limit::capped(client, MAX_RESPONSE_SIZE))
+            .build(),
+        None => sdk.clone(),
+    }
 }
 
 /// The client for `sdk` with the settings applied on top.

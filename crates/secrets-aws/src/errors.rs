@@ -16,6 +16,7 @@ use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
 use crate::PROVIDER_NAME;
+use crate::response_limit::ResponseTooLarge;
 
 /// The provider error for a failed API call `operation` (`GetSecretValue`, ...) on `secret`.
 pub(crate) fn from_sdk<E>(
@@ -72,12 +73,18 @@ where
                 )
             }
         }
-        SdkError::ResponseError(_) => (
-            ErrorKind::Unavailable,
-            "the response could not be read or parsed (connection cut, or not a Secrets Manager \
-             answer)"
-                .into(),
-        ),
+        SdkError::ResponseError(_) => match find_cause::<ResponseTooLarge>(error) {
+            Some(too_large) => (
+                ErrorKind::Unavailable,
+                too_large_description(too_large).into(),
+            ),
+            None => (
+                ErrorKind::Unavailable,
+                "the response could not be read or parsed (connection cut, or not a Secrets \
+                 Manager answer)"
+                    .into(),
+            ),
+        },
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             if (200..300).contains(&status) {
@@ -109,6 +116,48 @@ where
     }
     ProviderError::new(PROVIDER_NAME, kind, message)
         .with_location(Location::Secret(secret.to_owned()))
+}
+
+/// What a response over the cap is told as: the limit, and that reading stopped there.
+fn too_large_description(too_large: &ResponseTooLarge) -> String {
+    let limit = too_large.limit;
+    let shown = if limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{} KiB", limit / 1024)
+    };
+    let (what, read) = match too_large.declared {
+        Some(length) => (
+            format!("declares a body of {length} bytes, more than"),
+            "none of it was read",
+        ),
+        None => ("is longer than".to_owned(), "reading stopped at the limit"),
+    };
+    format!(
+        "the response {what} the {shown} ({limit} bytes) read of one answer at most (a secret \
+         holds at most 64 KiB): not a Secrets Manager answer; {read}"
+    )
+}
+
+/// The first error of type `E` among `error` and its causes, looking inside the I/O errors
+/// on the way too (whose `source()` skips the error they wrap).
+pub(crate) fn find_cause<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cause = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// Kind and description of an error answer, from its code, else its HTTP status.

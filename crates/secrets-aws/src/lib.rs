@@ -32,9 +32,11 @@ mod client;
 mod document;
 mod errors;
 mod provider;
+mod response_limit;
 mod settings;
 
 pub use provider::{AwsProviderBuilder, AwsSecretsManagerProvider, MAX_SECRET_SIZE, PENDING_STAGE};
+pub use response_limit::MAX_RESPONSE_SIZE;
 pub use settings::{
     AWSCURRENT, AWSPREVIOUS, AwsSettings, CACHE_TTL_VAR_SUFFIX, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETRY_BACKOFF, DEFAULT_TTL,

@@ -185,7 +185,7 @@ impl AwsSecretsManagerProvider {
             .get_or_try_init(|| async {
                 let settings = &self.inner.settings;
                 let sdk = match &self.inner.sdk_config {
-                    Some(sdk) => sdk.clone(),
+                    Some(sdk) => client::with_capped_http_client(sdk),
                     None => client::load_sdk_config(settings).await,
                 };
                 client::build_client(&sdk, settings, &self.inner.interceptors)
