@@ -39,6 +39,8 @@ where
         SdkError::DispatchFailure(failure) => {
             if let Some(found) = credentials_problem(error) {
                 found
+            } else if let Some(tls) = find_cause::<rustls::Error>(error) {
+                tls_problem(tls)
             } else if failure.is_timeout() {
                 (
                     ErrorKind::Timeout,
@@ -116,6 +118,35 @@ where
     }
     ProviderError::new(PROVIDER_NAME, kind, message)
         .with_location(Location::Secret(secret.to_owned()))
+}
+
+/// A TLS failure talking to the endpoint: not a passing outage (no retry fixes a certificate
+/// the trust store rejects) but a wrong endpoint, a missing CA, or something intercepting.
+fn tls_problem(error: &rustls::Error) -> (ErrorKind, Cow<'static, str>) {
+    use rustls::CertificateError as C;
+    let description = match error {
+        rustls::Error::InvalidCertificate(certificate) => {
+            let why = match certificate {
+                C::UnknownIssuer => "not issued by an authority this machine trusts",
+                C::Expired | C::ExpiredContext { .. } => "expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet",
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "issued for another host name"
+                }
+                C::Revoked => "revoked",
+                _ => "invalid",
+            };
+            format!(
+                "TLS certificate failure: the endpoint's certificate was rejected ({why}); \
+                 check AWS_ENDPOINT_URL (or the endpoint in the settings), and any proxy or \
+                 TLS interception between here and AWS"
+            )
+        }
+        _ => "TLS failure: the TLS handshake with the endpoint failed (does it speak HTTPS at \
+              that address? check AWS_ENDPOINT_URL)"
+            .to_owned(),
+    };
+    (ErrorKind::Misconfigured, description.into())
 }
 
 /// What a response over the cap is told as: the limit, and that reading stopped there.

@@ -518,6 +518,32 @@ async fn the_largest_secrets_moto_stores_pass_under_the_response_cap() {
     assert_eq!(value.len(), secrets_aws::MAX_SECRET_SIZE - 9);
 }
 
+#[tokio::test]
+async fn an_untrusted_tls_certificate_is_reported_as_such() {
+    let moto = OwnMoto::start_tls(common::free_port());
+    let https = format!("https://127.0.0.1:{}", moto.port);
+    let (provider, _calls, _clock) =
+        provider_with(common::settings_at(&https, &common::unique("tls")).with_max_attempts(1));
+    let e = provider.get("K").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Misconfigured, "{text}");
+    assert!(!e.is_transient());
+    assert!(
+        text.contains("TLS certificate failure")
+            && text.contains("not issued by an authority this machine trusts"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot connect"), "{text}");
+
+    // Plain HTTP where TLS is expected: a TLS failure too, not a connection failure.
+    let plain = common::endpoint().replace("http://", "https://");
+    let (provider, _calls, _clock) =
+        provider_with(common::settings_at(&plain, &common::unique("tls")).with_max_attempts(1));
+    let e = provider.get("K").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Misconfigured, "{e}");
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+}
+
 /// What the SDK's default chain answers when it finds no credentials anywhere.
 #[derive(Debug)]
 struct NoCredentials;

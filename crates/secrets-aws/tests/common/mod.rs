@@ -297,6 +297,27 @@ impl OwnMoto {
         panic!("moto did not answer on 127.0.0.1:{port} within 60 s");
     }
 
+    /// Starts moto serving HTTPS on `port` with a certificate it makes up (`--ssl`), which
+    /// no trust store knows, and waits until the port takes connections.
+    pub fn start_tls(port: u16) -> Self {
+        let child = Command::new(moto_server_program())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--ssl"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server --ssl");
+        let moto = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto --ssl did not listen on 127.0.0.1:{port} within 60 s");
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
