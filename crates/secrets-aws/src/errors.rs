@@ -8,9 +8,11 @@
 
 use std::borrow::Cow;
 
+use aws_config::imds::client::error::{ImdsError, TokenError};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 use secrets_core::{ErrorKind, Location, ProviderError};
@@ -258,36 +260,122 @@ fn classify_service_error(code: Option<&str>, status: u16) -> (ErrorKind, Cow<'s
     }
 }
 
+/// What the error says when the credential chain found nothing.
+const NO_CREDENTIALS: &str = "no AWS credentials found (environment, profile, web identity, \
+                              container or instance metadata)";
+
 /// A credentials failure somewhere in the error's causes: fixed descriptions only, since a
 /// profile parser's message could quote a line of `~/.aws/credentials`.
 fn credentials_problem(
     error: &(dyn std::error::Error + 'static),
 ) -> Option<(ErrorKind, Cow<'static, str>)> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let credentials = find_cause::<CredentialsError>(error)?;
+    Some(match credentials {
+        CredentialsError::CredentialsNotLoaded(_) => {
+            (ErrorKind::Misconfigured, NO_CREDENTIALS.into())
+        }
+        CredentialsError::ProviderTimedOut(_) => (
+            ErrorKind::Timeout,
+            "loading AWS credentials timed out".into(),
+        ),
+        CredentialsError::InvalidConfiguration(_) => (
+            ErrorKind::Misconfigured,
+            "the AWS credentials configuration is invalid (check AWS_PROFILE, \
+             ~/.aws/config and ~/.aws/credentials)"
+                .into(),
+        ),
+        _ => credentials_failure(credentials),
+    })
+}
+
+/// A credentials provider that failed: a network failure reaching its endpoint or a server
+/// error is an outage (transient); a refusal (HTTP 4xx, IMDS disabled, an answer that holds
+/// no credentials) means this process has no credentials (misconfigured).
+fn credentials_failure(credentials: &CredentialsError) -> (ErrorKind, Cow<'static, str>) {
+    let status = credentials_status(credentials);
+    // Which provider failed, and where to look when it refused.
+    let (endpoint, hint) = if find_cause::<ImdsError>(credentials).is_some() {
+        (
+            "the instance metadata service (IMDS)",
+            "IMDS disabled or its token refused, or no role attached to the instance",
+        )
+    } else if status.is_some()
+        || find_cause::<SdkError<CredentialsError, Response>>(credentials).is_some()
+    {
+        (
+            "the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI or \
+             _RELATIVE_URI)",
+            "check the task's role and the authorization token",
+        )
+    } else {
+        (
+            "the AWS credentials service (STS, for a role or web identity)",
+            "check the role, its trust policy and the web identity token",
+        )
+    };
+    if let Some(connector) = find_cause::<ConnectorError>(credentials) {
+        return if connector.is_timeout() {
+            (
+                ErrorKind::Timeout,
+                format!("loading AWS credentials: {endpoint} did not answer in time").into(),
+            )
+        } else {
+            (
+                ErrorKind::Unavailable,
+                format!(
+                    "loading AWS credentials: cannot reach {endpoint}: connection refused, reset \
+                     or DNS failure"
+                )
+                .into(),
+            )
+        };
+    }
+    let (kind, description) = match status {
+        Some(status @ 500..=599) => (
+            ErrorKind::Unavailable,
+            format!("loading AWS credentials: {endpoint} failed (HTTP {status})"),
+        ),
+        Some(429) => (
+            ErrorKind::Throttled,
+            format!("loading AWS credentials: {endpoint} asked to slow down (HTTP 429)"),
+        ),
+        Some(status) => (
+            ErrorKind::Misconfigured,
+            format!(
+                "no AWS credentials found: {endpoint} refused to provide them (HTTP {status}; \
+                 {hint})"
+            ),
+        ),
+        None => (
+            ErrorKind::Misconfigured,
+            format!(
+                "no AWS credentials found: {endpoint} refused to provide them, or answered with \
+                 something that is not credentials ({hint})"
+            ),
+        ),
+    };
+    (kind, description.into())
+}
+
+/// The HTTP status a credentials endpoint answered with, when its error tells it: instance
+/// metadata keeps the response; the container credentials provider only puts the status in
+/// a fixed message of its own (read for the number, never shown).
+fn credentials_status(credentials: &CredentialsError) -> Option<u16> {
+    if let Some(imds) = find_cause::<ImdsError>(credentials) {
+        if let ImdsError::ErrorResponse(answer) = imds {
+            return Some(answer.response().status().as_u16());
+        }
+        if let Some(token) = find_cause::<SdkError<TokenError, Response>>(credentials) {
+            return token.raw_response().map(|r| r.status().as_u16());
+        }
+    }
+    const HTTP_PROVIDER: &str = "Non-success status from HTTP credential provider: ";
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(credentials);
     while let Some(e) = cause {
-        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
-            return Some(match credentials {
-                CredentialsError::CredentialsNotLoaded(_) => (
-                    ErrorKind::Misconfigured,
-                    "no AWS credentials found (environment, profile, web identity, container or \
-                     instance metadata)"
-                        .into(),
-                ),
-                CredentialsError::ProviderTimedOut(_) => (
-                    ErrorKind::Timeout,
-                    "loading AWS credentials timed out".into(),
-                ),
-                CredentialsError::InvalidConfiguration(_) => (
-                    ErrorKind::Misconfigured,
-                    "the AWS credentials configuration is invalid (check AWS_PROFILE, \
-                     ~/.aws/config and ~/.aws/credentials)"
-                        .into(),
-                ),
-                _ => (
-                    ErrorKind::Unavailable,
-                    "the AWS credentials provider failed".into(),
-                ),
-            });
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix(HTTP_PROVIDER) {
+            let digits: String = rest.chars().filter(char::is_ascii_digit).take(3).collect();
+            return digits.parse().ok();
         }
         cause = e.source();
     }

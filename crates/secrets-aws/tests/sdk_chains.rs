@@ -140,3 +140,137 @@ fn a_hanging_container_credentials_endpoint_ends_at_the_lookups_deadline() {
     );
     assert!(credentials.connections() > 0, "the SDK asked the endpoint");
 }
+
+/// The parent's side of a credentials scenario: a closed port where nothing listens.
+fn closed_port_url() -> String {
+    format!("http://127.0.0.1:{}", common::free_port())
+}
+
+/// In a child: one lookup with the region set and credentials left to the SDK's chain;
+/// checks the error's kind, transience and words.
+fn expect_credentials_error(kind: ErrorKind, words: &[&str]) {
+    let settings = on_moto("test/credentials")
+        .with_region(common::REGION)
+        .with_timeouts(Duration::from_secs(2), Duration::from_secs(15));
+    let (result, _elapsed) = lookup(settings);
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), kind, "{e}");
+    assert_eq!(
+        e.is_transient(),
+        matches!(kind, ErrorKind::Unavailable | ErrorKind::Timeout)
+    );
+    for word in words {
+        assert!(e.to_string().contains(word), "{word:?} in {e}");
+    }
+    assert!(!e.to_string().contains("provider failed"), "{e}");
+}
+
+#[test]
+fn instance_metadata_that_refuses_means_no_credentials_and_one_that_fails_is_an_outage() {
+    if let Some(scenario) = scenario() {
+        match scenario.as_str() {
+            "refuses" => expect_credentials_error(
+                ErrorKind::Misconfigured,
+                &["no AWS credentials found", "instance metadata", "HTTP 403"],
+            ),
+            "fails" => {
+                expect_credentials_error(ErrorKind::Unavailable, &["instance metadata", "HTTP 503"])
+            }
+            // Not on EC2 (nothing listens): the chain found nothing.
+            "absent" => expect_credentials_error(
+                ErrorKind::Misconfigured,
+                &["no AWS credentials found (environment, profile"],
+            ),
+            other => panic!("unknown scenario {other}"),
+        }
+        return;
+    }
+    let test =
+        "instance_metadata_that_refuses_means_no_credentials_and_one_that_fails_is_an_outage";
+    for (scenario, server) in [
+        ("refuses", Some(HostileServer::start(Hostile::Forbidden))),
+        ("fails", Some(HostileServer::start(Hostile::Unavailable))),
+        ("absent", None),
+    ] {
+        let url = server
+            .as_ref()
+            .map_or_else(closed_port_url, HostileServer::url);
+        run_child(
+            test,
+            scenario,
+            &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", url)],
+        );
+        if let Some(server) = server {
+            assert!(server.connections() > 0, "{scenario}: the SDK asked IMDS");
+        }
+    }
+}
+
+#[test]
+fn container_credentials_refused_are_missing_but_an_unreachable_endpoint_is_an_outage() {
+    if let Some(scenario) = scenario() {
+        let container = "container credentials endpoint";
+        match scenario.as_str() {
+            "refuses" => expect_credentials_error(
+                ErrorKind::Misconfigured,
+                &["no AWS credentials found", container, "HTTP 403"],
+            ),
+            "fails" => {
+                expect_credentials_error(ErrorKind::Unavailable, &[container, "HTTP 503"]);
+            }
+            "down" => expect_credentials_error(
+                ErrorKind::Unavailable,
+                &["cannot reach the container credentials endpoint"],
+            ),
+            "answers" => {
+                // The control: the same set-up with an endpoint that gives credentials
+                // reads the secret from moto.
+                let name = std::env::var("SECRETS_AWS_TEST_SECRET").unwrap();
+                let (result, _elapsed) = lookup(on_moto(&name).with_region(common::REGION));
+                assert_eq!(
+                    result.unwrap().as_deref(),
+                    Some("via-container-credentials")
+                );
+            }
+            other => panic!("unknown scenario {other}"),
+        }
+        return;
+    }
+    let name = common::unique("container");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let admin = common::admin().await;
+            common::create(&admin, &name, r#"{"K": "via-container-credentials"}"#).await;
+        });
+    let test = "container_credentials_refused_are_missing_but_an_unreachable_endpoint_is_an_outage";
+    for (scenario, server) in [
+        ("refuses", Some(HostileServer::start(Hostile::Forbidden))),
+        ("fails", Some(HostileServer::start(Hostile::Unavailable))),
+        ("down", None),
+        ("answers", Some(HostileServer::start(Hostile::Credentials))),
+    ] {
+        let url = server
+            .as_ref()
+            .map_or_else(closed_port_url, HostileServer::url);
+        run_child(
+            test,
+            scenario,
+            &[
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    format!("{url}/credentials"),
+                ),
+                ("SECRETS_AWS_TEST_SECRET", name.clone()),
+            ],
+        );
+        if let Some(server) = server {
+            assert!(
+                server.connections() > 0,
+                "{scenario}: the SDK asked the endpoint"
+            );
+        }
+    }
+}
