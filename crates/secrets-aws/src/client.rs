@@ -16,6 +16,7 @@ use aws_smithy_http_client::tls;
 use aws_types::SdkConfig;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
+use crate::plain_http::PlainHttpWarning;
 use crate::response_limit::{self, MAX_RESPONSE_SIZE};
 use crate::{AwsSettings, PROVIDER_NAME};
 
@@ -79,6 +80,8 @@ pub(crate) fn build_client(
     if let Some(url) = &settings.endpoint_url {
         builder = builder.endpoint_url(url);
     }
+    // One per client, so once per provider.
+    builder.push_interceptor(SharedInterceptor::new(PlainHttpWarning::default()));
     for interceptor in interceptors {
         builder.push_interceptor(interceptor.clone());
     }

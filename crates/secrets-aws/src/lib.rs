@@ -31,6 +31,7 @@
 mod client;
 mod document;
 mod errors;
+mod plain_http;
 mod provider;
 mod response_limit;
 mod settings;

@@ -544,6 +544,57 @@ async fn an_untrusted_tls_certificate_is_reported_as_such() {
     assert!(e.to_string().contains("TLS handshake"), "{e}");
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_plain_http_endpoint_on_another_machine_is_warned_about_once_per_provider() {
+    const WARNING: &str = "plain http:// on another machine";
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let admin = common::admin().await;
+    let name = common::unique("plain");
+    common::create(&admin, &name, r#"{"K": "v"}"#).await;
+    // moto on a literal loopback address, and through `localhost`: no warning.
+    let port = common::endpoint().rsplit(':').next().unwrap().to_owned();
+    for endpoint in [common::endpoint(), format!("http://localhost:{port}")] {
+        let (provider, _calls, _clock) = provider_with(common::settings_at(&endpoint, &name));
+        assert_eq!(
+            expose(provider.get("K").await.unwrap()).as_deref(),
+            Some("v")
+        );
+    }
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+
+    // A host name that is not this machine (it does not resolve; the warning comes before
+    // the request is sent), and over HTTPS no warning.
+    let quick = |endpoint: &str| {
+        common::settings_at(endpoint, &name)
+            .with_max_attempts(1)
+            .with_timeouts(Duration::from_secs(1), Duration::from_secs(3))
+    };
+    let (secure, _calls, _clock) = provider_with(quick("https://secrets-host.invalid"));
+    secure.get("K").await.unwrap_err();
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+    let (remote, _calls, clock) = provider_with(quick("http://secrets-host.invalid:4566"));
+    remote.get("K").await.unwrap_err();
+    clock.advance(BACKOFF);
+    remote.get("K").await.unwrap_err();
+    remote.health().await.unwrap_err();
+    let warnings: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains(WARNING))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("secrets-host.invalid"),
+        "{warnings:?}"
+    );
+    // Another provider warns again.
+    let (other, _calls, _clock) = provider_with(quick("http://secrets-host.invalid:4566"));
+    other.get("K").await.unwrap_err();
+    assert_eq!(logs.text().matches(WARNING).count(), 2, "{}", logs.text());
+}
+
 /// What the SDK's default chain answers when it finds no credentials anywhere.
 #[derive(Debug)]
 struct NoCredentials;
