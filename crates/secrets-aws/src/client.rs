@@ -7,6 +7,8 @@
 //! redacted (the operation is marked sensitive) unless `LOG_SENSITIVE_BODIES=true` is set.
 //! The tests check both at TRACE level with a planted value.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
@@ -46,6 +48,14 @@ pub(crate) async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// The settings' connect timeout, and `operation` as the limit of a whole call.
+pub(crate) fn timeouts(settings: &AwsSettings, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(settings.connect_timeout)
+        .operation_timeout(operation)
+        .build()
+}
+
 /// A caller's SDK configuration, with its HTTP client (if it brings one) capped as ours is.
 pub(crate) fn with_capped_http_client(sdk: &SdkConfig) -> SdkConfig {
     match sdk.http_client() {
@@ -64,12 +74,7 @@ pub(crate) fn build_client(
     interceptors: &[SharedInterceptor],
 ) -> Result<Client, ProviderError> {
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(settings.connect_timeout)
-                .operation_timeout(settings.operation_timeout)
-                .build(),
-        )
+        .timeout_config(timeouts(settings, settings.operation_timeout))
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts));
     if sdk.http_client().is_none() {
         builder = builder.http_client(https_client());

@@ -243,13 +243,9 @@ impl AwsSecretsManagerProvider {
     /// One `GetSecretValue`: the text of the selected version and its id. The first call's
     /// set-up (the SDK's configuration and credentials) and the call share one deadline.
     async fn read(&self, version: &VersionSelector) -> Result<Current, ProviderError> {
-        let limit = self.inner.settings.operation_timeout;
-        tokio::time::timeout(limit, self.read_unbounded(version))
-            .await
-            .unwrap_or_else(|_| Err(self.timed_out("GetSecretValue", limit)))
-    }
-
-    async fn read_unbounded(&self, version: &VersionSelector) -> Result<Current, ProviderError> {
+        let settings = &self.inner.settings;
+        let set_up_now = !self.inner.client.initialized();
+        let started = Instant::now();
         let client = self.client().await?;
         let name = self.secret_name();
         let request = client.get_secret_value().secret_id(name);
@@ -258,16 +254,30 @@ impl AwsSecretsManagerProvider {
             VersionSelector::Stage(stage) => request.version_stage(stage),
             VersionSelector::Id(id) => request.version_id(id),
         };
-        let started = Instant::now();
-        let mut output = request
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk("GetSecretValue", &e, name))?;
+        let sent = if set_up_now {
+            // The set-up used part of this lookup's limit: the call gets what is left.
+            let left = settings.operation_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(self.timed_out("GetSecretValue", settings.operation_timeout));
+            }
+            request
+                .customize()
+                .config_override(
+                    aws_sdk_secretsmanager::config::Builder::default()
+                        .timeout_config(client::timeouts(settings, left)),
+                )
+                .send()
+                .await
+        } else {
+            request.send().await
+        };
+        let mut output = sent.map_err(|e| errors::from_sdk("GetSecretValue", &e, name))?;
         tracing::debug!(
             secret = name,
             version = %version,
             version_id = output.version_id.as_deref().unwrap_or("-"),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            set_up_now,
             "fetched the secret"
         );
         let (text, encoding) = match (output.secret_string.take(), output.secret_binary.take()) {

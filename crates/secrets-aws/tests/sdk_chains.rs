@@ -115,6 +115,43 @@ fn region_discovery_from_hanging_instance_metadata_shares_the_lookups_deadline()
 }
 
 #[test]
+fn a_slow_set_up_leaves_the_call_only_the_rest_of_the_lookups_limit() {
+    const TOTAL: Duration = Duration::from_secs(2);
+    if scenario().is_some() {
+        // The region comes from instance metadata in about two delays (token, region); the
+        // endpoint then never answers. The call gets what the set-up left of the limit.
+        let endpoint = std::env::var("SECRETS_AWS_TEST_SILENT_ENDPOINT").unwrap();
+        let settings = AwsSettings::new("test/slow-set-up")
+            .with_endpoint_url(endpoint)
+            .with_max_attempts(1)
+            .with_timeouts(Duration::from_secs(1), TOTAL);
+        let (result, elapsed) = lookup(settings);
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(
+            elapsed >= TOTAL - Duration::from_millis(50)
+                && elapsed < TOTAL + common::SLOW_METADATA_DELAY,
+            "{elapsed:?}"
+        );
+        return;
+    }
+    let metadata = HostileServer::start(Hostile::SlowMetadata);
+    let silent = HostileServer::start(Hostile::Silent);
+    let mut vars = vec![
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url()),
+        ("SECRETS_AWS_TEST_SILENT_ENDPOINT", silent.url()),
+    ];
+    vars.extend(test_credentials());
+    run_child(
+        "a_slow_set_up_leaves_the_call_only_the_rest_of_the_lookups_limit",
+        "slow-set-up",
+        &vars,
+    );
+    assert!(metadata.connections() >= 2, "the region came from IMDS");
+    assert_eq!(silent.connections(), 1, "the call was sent");
+}
+
+#[test]
 fn a_hanging_container_credentials_endpoint_ends_at_the_lookups_deadline() {
     const TOTAL: Duration = Duration::from_millis(1500);
     if scenario().is_some() {

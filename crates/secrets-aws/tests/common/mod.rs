@@ -564,7 +564,13 @@ pub enum Hostile {
     Unavailable,
     /// `200 OK` with container credentials (`AccessKeyId` testing, as moto accepts).
     Credentials,
+    /// Instance metadata that answers a token and the region `us-east-1`, each after
+    /// [`SLOW_METADATA_DELAY`].
+    SlowMetadata,
 }
+
+/// How long [`Hostile::SlowMetadata`] takes to answer each request.
+pub const SLOW_METADATA_DELAY: Duration = Duration::from_millis(500);
 
 /// A loopback HTTP server that answers every request the same hostile (or plain) way, and
 /// counts the connections it accepted and the body bytes it managed to send.
@@ -661,6 +667,18 @@ fn answer(mut client: TcpStream, behaviour: Hostile, sent: &AtomicU64) -> io::Re
         Hostile::Unavailable => client.write_all(
             small("503 Service Unavailable", r#"{"message": "try later"}"#).as_bytes(),
         )?,
+        Hostile::SlowMetadata => {
+            thread::sleep(SLOW_METADATA_DELAY);
+            let head = String::from_utf8_lossy(&request).into_owned();
+            let answer = if head.starts_with("PUT /latest/api/token") {
+                "HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: 5\r\nConnection: close\r\n\r\ntoken".to_owned()
+            } else if head.starts_with("GET /latest/meta-data/placement/region") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nus-east-1".to_owned()
+            } else {
+                small("404 Not Found", "{}")
+            };
+            client.write_all(answer.as_bytes())?;
+        }
         Hostile::Credentials => client.write_all(
             small(
                 "200 OK",
