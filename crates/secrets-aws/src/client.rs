@@ -7,6 +7,8 @@
 //! redacted (the operation is marked sensitive) unless `LOG_SENSITIVE_BODIES=true` is set.
 //! The tests check both at TRACE level with a planted value.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
@@ -16,15 +18,21 @@ use aws_smithy_http_client::tls;
 use aws_types::SdkConfig;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
+use crate::plain_http::PlainHttpWarning;
+use crate::response_limit::{self, MAX_RESPONSE_SIZE};
 use crate::{AwsSettings, PROVIDER_NAME};
 
-/// The HTTPS client: hyper 1 with rustls on the ring provider (one TLS stack, no aws-lc).
+/// The HTTPS client: hyper 1 with rustls on the ring provider (one TLS stack, no aws-lc),
+/// reading at most [`MAX_RESPONSE_SIZE`] of any response (credentials endpoints included).
 pub(crate) fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+    response_limit::capped(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https(),
+        MAX_RESPONSE_SIZE,
+    )
 }
 
 /// Loads the SDK configuration the way the AWS CLI would (region and credential chains,
@@ -40,6 +48,25 @@ pub(crate) async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// The settings' connect timeout, and `operation` as the limit of a whole call.
+pub(crate) fn timeouts(settings: &AwsSettings, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(settings.connect_timeout)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// A caller's SDK configuration, with its HTTP client (if it brings one) capped as ours is.
+pub(crate) fn with_capped_http_client(sdk: &SdkConfig) -> SdkConfig {
+    match sdk.http_client() {
+        Some(client) => sdk
+            .to_builder()
+            .http_client(response_limit::capped(client, MAX_RESPONSE_SIZE))
+            .build(),
+        None => sdk.clone(),
+    }
+}
+
 /// The client for `sdk` with the settings applied on top.
 pub(crate) fn build_client(
     sdk: &SdkConfig,
@@ -47,12 +74,7 @@ pub(crate) fn build_client(
     interceptors: &[SharedInterceptor],
 ) -> Result<Client, ProviderError> {
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(settings.connect_timeout)
-                .operation_timeout(settings.operation_timeout)
-                .build(),
-        )
+        .timeout_config(timeouts(settings, settings.operation_timeout))
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts));
     if sdk.http_client().is_none() {
         builder = builder.http_client(https_client());
@@ -63,6 +85,8 @@ pub(crate) fn build_client(
     if let Some(url) = &settings.endpoint_url {
         builder = builder.endpoint_url(url);
     }
+    // One per client, so once per provider.
+    builder.push_interceptor(SharedInterceptor::new(PlainHttpWarning::default()));
     for interceptor in interceptors {
         builder.push_interceptor(interceptor.clone());
     }

@@ -8,14 +8,17 @@
 
 use std::borrow::Cow;
 
+use aws_config::imds::client::error::{ImdsError, TokenError};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 use secrets_core::{ErrorKind, Location, ProviderError};
 
 use crate::PROVIDER_NAME;
+use crate::response_limit::ResponseTooLarge;
 
 /// The provider error for a failed API call `operation` (`GetSecretValue`, ...) on `secret`.
 pub(crate) fn from_sdk<E>(
@@ -38,6 +41,8 @@ where
         SdkError::DispatchFailure(failure) => {
             if let Some(found) = credentials_problem(error) {
                 found
+            } else if let Some(tls) = find_cause::<rustls::Error>(error) {
+                tls_problem(tls)
             } else if failure.is_timeout() {
                 (
                     ErrorKind::Timeout,
@@ -72,12 +77,18 @@ where
                 )
             }
         }
-        SdkError::ResponseError(_) => (
-            ErrorKind::Unavailable,
-            "the response could not be read or parsed (connection cut, or not a Secrets Manager \
-             answer)"
-                .into(),
-        ),
+        SdkError::ResponseError(_) => match find_cause::<ResponseTooLarge>(error) {
+            Some(too_large) => (
+                ErrorKind::Unavailable,
+                too_large_description(too_large).into(),
+            ),
+            None => (
+                ErrorKind::Unavailable,
+                "the response could not be read or parsed (connection cut, or not a Secrets \
+                 Manager answer)"
+                    .into(),
+            ),
+        },
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             if (200..300).contains(&status) {
@@ -109,6 +120,77 @@ where
     }
     ProviderError::new(PROVIDER_NAME, kind, message)
         .with_location(Location::Secret(secret.to_owned()))
+}
+
+/// A TLS failure talking to the endpoint: not a passing outage (no retry fixes a certificate
+/// the trust store rejects) but a wrong endpoint, a missing CA, or something intercepting.
+fn tls_problem(error: &rustls::Error) -> (ErrorKind, Cow<'static, str>) {
+    use rustls::CertificateError as C;
+    let description = match error {
+        rustls::Error::InvalidCertificate(certificate) => {
+            let why = match certificate {
+                C::UnknownIssuer => "not issued by an authority this machine trusts",
+                C::Expired | C::ExpiredContext { .. } => "expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet",
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "issued for another host name"
+                }
+                C::Revoked => "revoked",
+                _ => "invalid",
+            };
+            format!(
+                "TLS certificate failure: the endpoint's certificate was rejected ({why}); \
+                 check AWS_ENDPOINT_URL (or the endpoint in the settings), and any proxy or \
+                 TLS interception between here and AWS"
+            )
+        }
+        _ => "TLS failure: the TLS handshake with the endpoint failed (does it speak HTTPS at \
+              that address? check AWS_ENDPOINT_URL)"
+            .to_owned(),
+    };
+    (ErrorKind::Misconfigured, description.into())
+}
+
+/// What a response over the cap is told as: the limit, and that reading stopped there.
+fn too_large_description(too_large: &ResponseTooLarge) -> String {
+    let limit = too_large.limit;
+    let shown = if limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{} KiB", limit / 1024)
+    };
+    let (what, read) = match too_large.declared {
+        Some(length) => (
+            format!("declares a body of {length} bytes, more than"),
+            "none of it was read",
+        ),
+        None => ("is longer than".to_owned(), "reading stopped at the limit"),
+    };
+    format!(
+        "the response {what} the {shown} ({limit} bytes) read of one answer at most (a secret \
+         holds at most 64 KiB): not a Secrets Manager answer; {read}"
+    )
+}
+
+/// The first error of type `E` among `error` and its causes, looking inside the I/O errors
+/// on the way too (whose `source()` skips the error they wrap).
+pub(crate) fn find_cause<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cause = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// Kind and description of an error answer, from its code, else its HTTP status.
@@ -178,36 +260,122 @@ fn classify_service_error(code: Option<&str>, status: u16) -> (ErrorKind, Cow<'s
     }
 }
 
+/// What the error says when the credential chain found nothing.
+const NO_CREDENTIALS: &str = "no AWS credentials found (environment, profile, web identity, \
+                              container or instance metadata)";
+
 /// A credentials failure somewhere in the error's causes: fixed descriptions only, since a
 /// profile parser's message could quote a line of `~/.aws/credentials`.
 fn credentials_problem(
     error: &(dyn std::error::Error + 'static),
 ) -> Option<(ErrorKind, Cow<'static, str>)> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let credentials = find_cause::<CredentialsError>(error)?;
+    Some(match credentials {
+        CredentialsError::CredentialsNotLoaded(_) => {
+            (ErrorKind::Misconfigured, NO_CREDENTIALS.into())
+        }
+        CredentialsError::ProviderTimedOut(_) => (
+            ErrorKind::Timeout,
+            "loading AWS credentials timed out".into(),
+        ),
+        CredentialsError::InvalidConfiguration(_) => (
+            ErrorKind::Misconfigured,
+            "the AWS credentials configuration is invalid (check AWS_PROFILE, \
+             ~/.aws/config and ~/.aws/credentials)"
+                .into(),
+        ),
+        _ => credentials_failure(credentials),
+    })
+}
+
+/// A credentials provider that failed: a network failure reaching its endpoint or a server
+/// error is an outage (transient); a refusal (HTTP 4xx, IMDS disabled, an answer that holds
+/// no credentials) means this process has no credentials (misconfigured).
+fn credentials_failure(credentials: &CredentialsError) -> (ErrorKind, Cow<'static, str>) {
+    let status = credentials_status(credentials);
+    // Which provider failed, and where to look when it refused.
+    let (endpoint, hint) = if find_cause::<ImdsError>(credentials).is_some() {
+        (
+            "the instance metadata service (IMDS)",
+            "IMDS disabled or its token refused, or no role attached to the instance",
+        )
+    } else if status.is_some()
+        || find_cause::<SdkError<CredentialsError, Response>>(credentials).is_some()
+    {
+        (
+            "the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI or \
+             _RELATIVE_URI)",
+            "check the task's role and the authorization token",
+        )
+    } else {
+        (
+            "the AWS credentials service (STS, for a role or web identity)",
+            "check the role, its trust policy and the web identity token",
+        )
+    };
+    if let Some(connector) = find_cause::<ConnectorError>(credentials) {
+        return if connector.is_timeout() {
+            (
+                ErrorKind::Timeout,
+                format!("loading AWS credentials: {endpoint} did not answer in time").into(),
+            )
+        } else {
+            (
+                ErrorKind::Unavailable,
+                format!(
+                    "loading AWS credentials: cannot reach {endpoint}: connection refused, reset \
+                     or DNS failure"
+                )
+                .into(),
+            )
+        };
+    }
+    let (kind, description) = match status {
+        Some(status @ 500..=599) => (
+            ErrorKind::Unavailable,
+            format!("loading AWS credentials: {endpoint} failed (HTTP {status})"),
+        ),
+        Some(429) => (
+            ErrorKind::Throttled,
+            format!("loading AWS credentials: {endpoint} asked to slow down (HTTP 429)"),
+        ),
+        Some(status) => (
+            ErrorKind::Misconfigured,
+            format!(
+                "no AWS credentials found: {endpoint} refused to provide them (HTTP {status}; \
+                 {hint})"
+            ),
+        ),
+        None => (
+            ErrorKind::Misconfigured,
+            format!(
+                "no AWS credentials found: {endpoint} refused to provide them, or answered with \
+                 something that is not credentials ({hint})"
+            ),
+        ),
+    };
+    (kind, description.into())
+}
+
+/// The HTTP status a credentials endpoint answered with, when its error tells it: instance
+/// metadata keeps the response; the container credentials provider only puts the status in
+/// a fixed message of its own (read for the number, never shown).
+fn credentials_status(credentials: &CredentialsError) -> Option<u16> {
+    if let Some(imds) = find_cause::<ImdsError>(credentials) {
+        if let ImdsError::ErrorResponse(answer) = imds {
+            return Some(answer.response().status().as_u16());
+        }
+        if let Some(token) = find_cause::<SdkError<TokenError, Response>>(credentials) {
+            return token.raw_response().map(|r| r.status().as_u16());
+        }
+    }
+    const HTTP_PROVIDER: &str = "Non-success status from HTTP credential provider: ";
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(credentials);
     while let Some(e) = cause {
-        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
-            return Some(match credentials {
-                CredentialsError::CredentialsNotLoaded(_) => (
-                    ErrorKind::Misconfigured,
-                    "no AWS credentials found (environment, profile, web identity, container or \
-                     instance metadata)"
-                        .into(),
-                ),
-                CredentialsError::ProviderTimedOut(_) => (
-                    ErrorKind::Timeout,
-                    "loading AWS credentials timed out".into(),
-                ),
-                CredentialsError::InvalidConfiguration(_) => (
-                    ErrorKind::Misconfigured,
-                    "the AWS credentials configuration is invalid (check AWS_PROFILE, \
-                     ~/.aws/config and ~/.aws/credentials)"
-                        .into(),
-                ),
-                _ => (
-                    ErrorKind::Unavailable,
-                    "the AWS credentials provider failed".into(),
-                ),
-            });
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix(HTTP_PROVIDER) {
+            let digits: String = rest.chars().filter(char::is_ascii_digit).take(3).collect();
+            return digits.parse().ok();
         }
         cause = e.source();
     }

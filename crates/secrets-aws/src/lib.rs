@@ -31,10 +31,13 @@
 mod client;
 mod document;
 mod errors;
+mod plain_http;
 mod provider;
+mod response_limit;
 mod settings;
 
 pub use provider::{AwsProviderBuilder, AwsSecretsManagerProvider, MAX_SECRET_SIZE, PENDING_STAGE};
+pub use response_limit::MAX_RESPONSE_SIZE;
 pub use settings::{
     AWSCURRENT, AWSPREVIOUS, AwsSettings, CACHE_TTL_VAR_SUFFIX, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETRY_BACKOFF, DEFAULT_TTL,

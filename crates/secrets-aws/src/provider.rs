@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{Intercept, SharedInterceptor};
@@ -178,19 +178,42 @@ impl AwsSecretsManagerProvider {
         self.inner.snapshot.fetches()
     }
 
-    /// The SDK client this provider calls, created on first use.
+    /// The SDK client this provider calls, created on first use: loading the SDK's
+    /// configuration (region discovery may ask instance metadata) ends with a
+    /// [`ErrorKind::Timeout`] error after the settings' operation timeout.
     pub async fn client(&self) -> Result<&Client, ProviderError> {
+        let limit = self.inner.settings.operation_timeout;
+        tokio::time::timeout(limit, self.client_unbounded())
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out("loading the AWS configuration", limit)))
+    }
+
+    async fn client_unbounded(&self) -> Result<&Client, ProviderError> {
         self.inner
             .client
             .get_or_try_init(|| async {
                 let settings = &self.inner.settings;
                 let sdk = match &self.inner.sdk_config {
-                    Some(sdk) => sdk.clone(),
+                    Some(sdk) => client::with_capped_http_client(sdk),
                     None => client::load_sdk_config(settings).await,
                 };
                 client::build_client(&sdk, settings, &self.inner.interceptors)
             })
             .await
+    }
+
+    /// The error of a step that did not finish within `limit`.
+    fn timed_out(&self, what: &str, limit: Duration) -> ProviderError {
+        ProviderError::new(
+            PROVIDER_NAME,
+            ErrorKind::Timeout,
+            format!(
+                "{what}: not done within {}, the limit of one lookup (loading the AWS \
+                 configuration and credentials, and the call's attempts, all count)",
+                shown(limit)
+            ),
+        )
+        .with_location(self.location())
     }
 
     /// Fetches the secret now, whatever the TTL (lookups then use the new copy). A transient
@@ -217,8 +240,12 @@ impl AwsSecretsManagerProvider {
         document::parse(&current.text, self.secret_name())
     }
 
-    /// One `GetSecretValue`: the text of the selected version and its id.
+    /// One `GetSecretValue`: the text of the selected version and its id. The first call's
+    /// set-up (the SDK's configuration and credentials) and the call share one deadline.
     async fn read(&self, version: &VersionSelector) -> Result<Current, ProviderError> {
+        let settings = &self.inner.settings;
+        let set_up_now = !self.inner.client.initialized();
+        let started = Instant::now();
         let client = self.client().await?;
         let name = self.secret_name();
         let request = client.get_secret_value().secret_id(name);
@@ -227,16 +254,30 @@ impl AwsSecretsManagerProvider {
             VersionSelector::Stage(stage) => request.version_stage(stage),
             VersionSelector::Id(id) => request.version_id(id),
         };
-        let started = Instant::now();
-        let mut output = request
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk("GetSecretValue", &e, name))?;
+        let sent = if set_up_now {
+            // The set-up used part of this lookup's limit: the call gets what is left.
+            let left = settings.operation_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(self.timed_out("GetSecretValue", settings.operation_timeout));
+            }
+            request
+                .customize()
+                .config_override(
+                    aws_sdk_secretsmanager::config::Builder::default()
+                        .timeout_config(client::timeouts(settings, left)),
+                )
+                .send()
+                .await
+        } else {
+            request.send().await
+        };
+        let mut output = sent.map_err(|e| errors::from_sdk("GetSecretValue", &e, name))?;
         tracing::debug!(
             secret = name,
             version = %version,
             version_id = output.version_id.as_deref().unwrap_or("-"),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            set_up_now,
             "fetched the secret"
         );
         let (text, encoding) = match (output.secret_string.take(), output.secret_binary.take()) {
@@ -501,6 +542,17 @@ impl AwsSecretsManagerProvider {
     }
 }
 
+/// A duration as a person reads it: `5 s`, `1.5 s`, `700 ms`.
+fn shown(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 && duration.as_secs() > 0 {
+        format!("{} s", duration.as_secs())
+    } else if duration >= Duration::from_secs(1) {
+        format!("{:.1} s", duration.as_secs_f64())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
 /// The label a write's new version carries until `AWSCURRENT` is moved to it.
 pub const PENDING_STAGE: &str = "SECRETS-PENDING";
 
@@ -554,7 +606,7 @@ impl SecretProvider for AwsSecretsManagerProvider {
 
     /// The time left of the copy lookups are served from; zero when it has expired (or
     /// the TTL is zero), so the manager never keeps an answer longer than this copy.
-    fn freshness(&self) -> Option<std::time::Duration> {
+    fn freshness(&self) -> Option<Duration> {
         Some(self.inner.snapshot.freshness())
     }
 
@@ -584,6 +636,13 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!((32..=64).contains(&a.len()));
+    }
+
+    #[test]
+    fn durations_are_shown_in_readable_units() {
+        assert_eq!(shown(Duration::from_secs(5)), "5 s");
+        assert_eq!(shown(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(shown(Duration::from_millis(700)), "700 ms");
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub struct AwsSettings {
     pub retry_backoff: Duration,
     /// TCP and TLS connect timeout (2 s).
     pub connect_timeout: Duration,
-    /// Limit for one API call, retries included (5 s).
+    /// Limit for one API call, retries included (5 s). A lookup's first call shares it with
+    /// loading the SDK's configuration (region discovery, credentials).
     pub operation_timeout: Duration,
     /// Attempts per API call, the first included (3); the SDK backs off between them.
     pub max_attempts: u32,

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{CallCounter, CapturedLogs, Fault, OwnMoto, Proxy};
+use common::{CallCounter, CapturedLogs, Fault, Hostile, HostileServer, OwnMoto, Proxy};
 use secrets_aws::{AwsSecretsManagerProvider, AwsSettings};
 use secrets_core::{ErrorKind, ManualClock, ProviderError, SecretProvider};
 
@@ -440,6 +440,159 @@ async fn injected_faults_map_to_their_kinds() {
             "{fault:?}: SDK retries"
         );
     }
+}
+
+#[tokio::test]
+async fn an_endless_or_oversized_answer_is_refused_at_the_response_cap() {
+    for behaviour in [Hostile::EndlessChunked, Hostile::HugeContentLength] {
+        let server = HostileServer::start(behaviour);
+        let settings = common::settings_at(&server.url(), &common::unique("endless"))
+            .with_max_attempts(1)
+            .with_timeouts(Duration::from_secs(2), Duration::from_secs(20));
+        let (provider, _calls, _clock) = provider_with(settings);
+        let started = std::time::Instant::now();
+        let e = provider.get("K").await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{behaviour:?}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("1 MiB (1048576 bytes)") && text.contains("not a Secrets Manager answer"),
+            "{behaviour:?}: {text}"
+        );
+        // Refused at the cap, not at the timeout, and the server could not push much more
+        // than the cap (plus what the sockets' buffers hold) before the connection closed.
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "{behaviour:?}: {elapsed:?}"
+        );
+        assert!(
+            server.sent() < 32 * secrets_aws::MAX_RESPONSE_SIZE,
+            "{behaviour:?}: the server sent {} bytes",
+            server.sent()
+        );
+    }
+    // A declared length over the cap is refused before reading: the message says so.
+    let server = HostileServer::start(Hostile::HugeContentLength);
+    let (provider, _calls, _clock) = provider_with(
+        common::settings_at(&server.url(), &common::unique("declared")).with_max_attempts(1),
+    );
+    let e = provider.get("K").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("declares a body of 100000000000 bytes"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_largest_secrets_moto_stores_pass_under_the_response_cap() {
+    let admin = common::admin().await;
+    // 64 KiB of JSON as SecretString, and as SecretBinary (base64 in the answer: 4/3 of it).
+    let filler = |key: &str| {
+        let overhead = format!(r#"{{"{key}": ""}}"#).len();
+        format!(
+            r#"{{"{key}": "{}"}}"#,
+            "x".repeat(secrets_aws::MAX_SECRET_SIZE - overhead)
+        )
+    };
+    let name = common::unique("max-string");
+    let text = filler("S");
+    assert_eq!(text.len(), secrets_aws::MAX_SECRET_SIZE);
+    common::create(&admin, &name, &text).await;
+    let (provider, _calls, _clock) = provider_with(common::settings(&name));
+    let value = expose(provider.get("S").await.unwrap()).unwrap();
+    assert_eq!(value.len(), secrets_aws::MAX_SECRET_SIZE - 9);
+
+    let name = common::unique("max-binary");
+    admin
+        .create_secret()
+        .name(&name)
+        .secret_binary(secrets_aws::sdk::primitives::Blob::new(
+            filler("B").into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (provider, _calls, _clock) = provider_with(common::settings(&name));
+    let value = expose(provider.get("B").await.unwrap()).unwrap();
+    assert_eq!(value.len(), secrets_aws::MAX_SECRET_SIZE - 9);
+}
+
+#[tokio::test]
+async fn an_untrusted_tls_certificate_is_reported_as_such() {
+    let moto = OwnMoto::start_tls(common::free_port());
+    let https = format!("https://127.0.0.1:{}", moto.port);
+    let (provider, _calls, _clock) =
+        provider_with(common::settings_at(&https, &common::unique("tls")).with_max_attempts(1));
+    let e = provider.get("K").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Misconfigured, "{text}");
+    assert!(!e.is_transient());
+    assert!(
+        text.contains("TLS certificate failure")
+            && text.contains("not issued by an authority this machine trusts"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot connect"), "{text}");
+
+    // Plain HTTP where TLS is expected: a TLS failure too, not a connection failure.
+    let plain = common::endpoint().replace("http://", "https://");
+    let (provider, _calls, _clock) =
+        provider_with(common::settings_at(&plain, &common::unique("tls")).with_max_attempts(1));
+    let e = provider.get("K").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Misconfigured, "{e}");
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_plain_http_endpoint_on_another_machine_is_warned_about_once_per_provider() {
+    const WARNING: &str = "plain http:// on another machine";
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let admin = common::admin().await;
+    let name = common::unique("plain");
+    common::create(&admin, &name, r#"{"K": "v"}"#).await;
+    // moto on a literal loopback address, and through `localhost`: no warning.
+    let port = common::endpoint().rsplit(':').next().unwrap().to_owned();
+    for endpoint in [common::endpoint(), format!("http://localhost:{port}")] {
+        let (provider, _calls, _clock) = provider_with(common::settings_at(&endpoint, &name));
+        assert_eq!(
+            expose(provider.get("K").await.unwrap()).as_deref(),
+            Some("v")
+        );
+    }
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+
+    // A host name that is not this machine (it does not resolve; the warning comes before
+    // the request is sent), and over HTTPS no warning.
+    let quick = |endpoint: &str| {
+        common::settings_at(endpoint, &name)
+            .with_max_attempts(1)
+            .with_timeouts(Duration::from_secs(1), Duration::from_secs(3))
+    };
+    let (secure, _calls, _clock) = provider_with(quick("https://secrets-host.invalid"));
+    secure.get("K").await.unwrap_err();
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+    let (remote, _calls, clock) = provider_with(quick("http://secrets-host.invalid:4566"));
+    remote.get("K").await.unwrap_err();
+    clock.advance(BACKOFF);
+    remote.get("K").await.unwrap_err();
+    remote.health().await.unwrap_err();
+    let warnings: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains(WARNING))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("secrets-host.invalid"),
+        "{warnings:?}"
+    );
+    // Another provider warns again.
+    let (other, _calls, _clock) = provider_with(quick("http://secrets-host.invalid:4566"));
+    other.get("K").await.unwrap_err();
+    assert_eq!(logs.text().matches(WARNING).count(), 2, "{}", logs.text());
 }
 
 /// What the SDK's default chain answers when it finds no credentials anywhere.

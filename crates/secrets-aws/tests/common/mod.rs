@@ -297,6 +297,27 @@ impl OwnMoto {
         panic!("moto did not answer on 127.0.0.1:{port} within 60 s");
     }
 
+    /// Starts moto serving HTTPS on `port` with a certificate it makes up (`--ssl`), which
+    /// no trust store knows, and waits until the port takes connections.
+    pub fn start_tls(port: u16) -> Self {
+        let child = Command::new(moto_server_program())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--ssl"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server --ssl");
+        let moto = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto --ssl did not listen on 127.0.0.1:{port} within 60 s");
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -526,4 +547,147 @@ fn read_message(stream: &mut TcpStream, is_request: bool) -> io::Result<Vec<u8>>
         }
         data.extend_from_slice(&buf[..n]);
     }
+}
+
+/// What a [`HostileServer`] answers every request with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// `200 OK`, chunked, 64 KiB chunks without end.
+    EndlessChunked,
+    /// `200 OK` declaring a 100 GB `Content-Length`, then bytes without end.
+    HugeContentLength,
+    /// Accepts the connection, reads the request and never answers.
+    Silent,
+    /// `403 Forbidden` with a small JSON body.
+    Forbidden,
+    /// `503 Service Unavailable` with a small JSON body.
+    Unavailable,
+    /// `200 OK` with container credentials (`AccessKeyId` testing, as moto accepts).
+    Credentials,
+    /// Instance metadata that answers a token and the region `us-east-1`, each after
+    /// [`SLOW_METADATA_DELAY`].
+    SlowMetadata,
+}
+
+/// How long [`Hostile::SlowMetadata`] takes to answer each request.
+pub const SLOW_METADATA_DELAY: Duration = Duration::from_millis(500);
+
+/// A loopback HTTP server that answers every request the same hostile (or plain) way, and
+/// counts the connections it accepted and the body bytes it managed to send.
+#[derive(Clone)]
+pub struct HostileServer {
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
+}
+
+impl HostileServer {
+    pub fn start(behaviour: Hostile) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = Self {
+            port: listener.local_addr().unwrap().port(),
+            connections: Arc::default(),
+            sent: Arc::default(),
+        };
+        let shared = server.clone();
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
+                let sent = Arc::clone(&shared.sent);
+                thread::spawn(move || {
+                    let _ = answer(client, behaviour, &sent);
+                });
+            }
+        });
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes written into the connections (some may still sit in socket buffers).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+fn answer(mut client: TcpStream, behaviour: Hostile, sent: &AtomicU64) -> io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while header_end(&request).is_none() {
+        let n = client.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let small = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let chunk = vec![b'a'; 64 * 1024];
+    match behaviour {
+        Hostile::EndlessChunked => {
+            client.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )?;
+            loop {
+                client.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+                client.write_all(&chunk)?;
+                client.write_all(b"\r\n")?;
+                sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        }
+        Hostile::HugeContentLength => {
+            client.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100000000000\r\n\r\n",
+            )?;
+            loop {
+                client.write_all(&chunk)?;
+                sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        }
+        Hostile::Silent => {
+            // Hold the connection open without a byte until the client gives up.
+            client.set_read_timeout(Some(Duration::from_secs(60)))?;
+            while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
+            return Ok(());
+        }
+        Hostile::Forbidden => client.write_all(
+            small("403 Forbidden", r#"{"message": "forbidden"}"#).as_bytes(),
+        )?,
+        Hostile::Unavailable => client.write_all(
+            small("503 Service Unavailable", r#"{"message": "try later"}"#).as_bytes(),
+        )?,
+        Hostile::SlowMetadata => {
+            thread::sleep(SLOW_METADATA_DELAY);
+            let head = String::from_utf8_lossy(&request).into_owned();
+            let answer = if head.starts_with("PUT /latest/api/token") {
+                "HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: 5\r\nConnection: close\r\n\r\ntoken".to_owned()
+            } else if head.starts_with("GET /latest/meta-data/placement/region") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nus-east-1".to_owned()
+            } else {
+                small("404 Not Found", "{}")
+            };
+            client.write_all(answer.as_bytes())?;
+        }
+        Hostile::Credentials => client.write_all(
+            small(
+                "200 OK",
+                r#"{"AccessKeyId": "testing", "SecretAccessKey": "testing", "Token": "testing", "Expiration": "2099-01-01T00:00:00Z"}"#,
+            )
+            .as_bytes(),
+        )?,
+    }
+    client.flush()?;
+    let _ = client.shutdown(Shutdown::Write);
+    Ok(())
 }
