@@ -56,6 +56,10 @@ mod config_store;
 mod credentials;
 mod error;
 pub mod hardware;
+mod location;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rows;
 mod sealing;
 mod settings;
 mod sqlite;
@@ -75,6 +79,7 @@ pub use credential_crypto::{AppName, Secret};
 pub use credentials::{CredentialInfo, CredentialStore, MaintenanceReport};
 pub use error::{DatabaseError, StoreError};
 pub use hardware::{HardwareInfo, HardwareOption};
+pub use location::{DatabaseUrl, StoreLocation};
 pub use sealing::looks_encrypted;
 pub use settings::StoreSettings;
 pub use time::{InvalidTimestamp, Timestamp};

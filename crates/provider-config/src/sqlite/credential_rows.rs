@@ -1,13 +1,13 @@
 //! The `provider_credentials` rows, with the original's statements.
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
-use super::TxError;
+use crate::rows::TxError;
 use crate::credentials::CredentialInfo;
 
 /// Inserts or replaces (reactivating) a credential; its row id.
 pub(crate) fn upsert(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -67,7 +67,7 @@ pub(crate) fn get(
 
 /// Sets `last_used_at` of an active credential; whether there was one.
 pub(crate) fn mark_used(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -84,7 +84,7 @@ pub(crate) fn mark_used(
 
 /// Deletes a credential; whether there was one.
 pub(crate) fn delete(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -100,7 +100,7 @@ pub(crate) fn delete(
 
 /// Deactivates a credential without deleting it; whether there was one.
 pub(crate) fn deactivate(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -151,7 +151,7 @@ pub(crate) fn list_for_user(
 }
 
 /// Every row's id and stored value, for maintenance, in id order.
-pub(crate) fn all_values(tx: &Transaction<'_>) -> Result<Vec<(i64, String)>, TxError> {
+pub(crate) fn all_values(tx: &Connection) -> Result<Vec<(i64, String)>, TxError> {
     let mut stmt =
         tx.prepare("SELECT id, credential_value FROM provider_credentials ORDER BY id")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -163,7 +163,7 @@ pub(crate) fn all_values(tx: &Transaction<'_>) -> Result<Vec<(i64, String)>, TxE
 }
 
 /// Replaces a row's stored value (maintenance: `updated_at` is left alone).
-pub(crate) fn set_value(tx: &Transaction<'_>, id: i64, stored_value: &str) -> Result<(), TxError> {
+pub(crate) fn set_value(tx: &Connection, id: i64, stored_value: &str) -> Result<(), TxError> {
     tx.prepare_cached("UPDATE provider_credentials SET credential_value = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![id, stored_value])?;
     Ok(())
