@@ -77,6 +77,22 @@ impl Backend {
         }
     }
 
+    /// Runs `f` on one consistent snapshot of the database, for several statements that
+    /// must agree (verifying the audit chain while others append to it).
+    pub(crate) fn read_snapshot<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&dyn Rows) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            // One connection whose statements run while the chain's statement is open: one
+            // read transaction.
+            Self::Sqlite(db) => db.read(operation, |conn| f(conn)),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(db) => db.read_snapshot(operation, f),
+        }
+    }
+
     /// Runs `f` in a write transaction: committed when `f` succeeds, rolled back otherwise.
     /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`); on PostgreSQL, the row
     /// operations that read before writing lock what they read.

@@ -144,7 +144,7 @@ impl ConfigStoreBuilder {
             .unwrap_or_else(|| Arc::clone(&caches) as Arc<dyn CacheInvalidator>);
         #[cfg(feature = "postgres")]
         let listener = match &backend {
-            Backend::Postgres(db) => Some(db.listen(Arc::clone(&caches))),
+            Backend::Postgres(db) => Some(db.listen(Arc::clone(&caches))?),
             Backend::Sqlite(_) => None,
         };
         Ok(ConfigStore {
@@ -193,13 +193,31 @@ impl ConfigStore {
     /// `<APP>_DATABASE_URL`) with the global caches and invalidator, the audit trail
     /// `<state>/audit.db` (or that database), and the application's credential key (loaded
     /// on first use).
+    ///
+    /// On PostgreSQL, every write also notifies the other replicas in its transaction, and
+    /// the store's [`broadcaster`](Self::broadcaster) becomes the global invalidator
+    /// ([`set_global_invalidator`](crate::caches::set_global_invalidator)), so that the
+    /// global invalidation functions reach every replica too.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        Self::builder_at(settings.jobs_location())
+        let location = settings.jobs_location();
+        let shared = matches!(location, StoreLocation::Postgres(_));
+        // On PostgreSQL, the write's own NOTIFY tells the other replicas; after the commit
+        // only this process's caches need the word.
+        let invalidator = if shared {
+            Arc::clone(ConfigCaches::global()) as Arc<dyn CacheInvalidator>
+        } else {
+            global_invalidator()
+        };
+        let store = Self::builder_at(location)
             .caches(Arc::clone(ConfigCaches::global()))
-            .invalidator(global_invalidator())
+            .invalidator(invalidator)
             .audit(AuditTrail::open(settings)?)
             .key_loader(KeyLoader::new(&settings.app))
-            .open()
+            .open()?;
+        if shared {
+            crate::caches::set_global_invalidator(store.broadcaster());
+        }
+        Ok(store)
     }
 
     /// A builder for a store on an SQLite file.
@@ -237,8 +255,45 @@ impl ConfigStore {
         self.inner.database_reads.load(Ordering::Relaxed)
     }
 
+    /// Whether the caches may be used: always on SQLite; on PostgreSQL while the listener
+    /// listens (otherwise another process's write could go unnoticed).
+    #[inline]
+    fn caching(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if let Some(listener) = &self.inner.listener {
+            return listener.is_listening();
+        }
+        true
+    }
+
+    /// The state of this store's invalidation listener (PostgreSQL only; `None` on SQLite).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn listener_status(&self) -> Option<crate::ListenerStatus> {
+        self.inner.listener.as_ref().map(|l| l.status())
+    }
+
+    /// An invalidator that drops entries of this store's caches and, on PostgreSQL, tells
+    /// every other process sharing the database (a `NOTIFY` of its own, outside any write).
+    /// For changes this crate does not write, such as a user's permissions:
+    /// [`ConfigStore::open`] installs it as the global invalidator, so that
+    /// [`invalidate_user_cache`](crate::invalidate_user_cache) reaches every replica.
+    pub fn broadcaster(&self) -> Arc<dyn CacheInvalidator> {
+        match &self.inner.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => Arc::new(crate::postgres::Broadcaster::new(
+                Arc::clone(db),
+                Arc::clone(&self.inner.caches),
+            )),
+            Backend::Sqlite(_) => Arc::clone(&self.inner.caches) as Arc<dyn CacheInvalidator>,
+        }
+    }
+
     /// A provider's configuration (`{}` when there is none), through the cache.
     pub fn get(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        if !self.caching() {
+            return self.load(provider);
+        }
         let cache = self.inner.caches.provider_config();
         // The hit path builds its key in a per-thread buffer: no allocation per read.
         if let Some(hit) = with_config_key(provider, |key| cache.get(key)) {
@@ -251,6 +306,9 @@ impl ConfigStore {
     pub async fn get_async(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
         let store = self.clone();
         let owned = provider.to_owned();
+        if !self.caching() {
+            return unblock(move || store.load(&owned)).await;
+        }
         self.inner
             .caches
             .provider_config()
@@ -552,6 +610,9 @@ impl ConfigStore {
     /// The hardware pricing (the `replicate` configuration's `hardware_info` when it is a
     /// non-empty object, else the defaults), through the store's hardware cache.
     pub fn hardware_pricing(&self) -> Result<HardwareInfo, StoreError> {
+        if !self.caching() {
+            return hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?);
+        }
         self.inner
             .caches
             .hardware_info()
@@ -561,6 +622,9 @@ impl ConfigStore {
     /// [`hardware_pricing`](Self::hardware_pricing) without blocking the runtime;
     /// concurrent callers load once.
     pub async fn hardware_pricing_async(&self) -> Result<HardwareInfo, StoreError> {
+        if !self.caching() {
+            return hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?);
+        }
         self.inner
             .caches
             .hardware_info()

@@ -80,6 +80,9 @@ pub use credentials::{CredentialInfo, CredentialStore, MaintenanceReport};
 pub use error::{DatabaseError, StoreError};
 pub use hardware::{HardwareInfo, HardwareOption};
 pub use location::{DatabaseUrl, StoreLocation};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::ListenerStatus;
 pub use sealing::looks_encrypted;
 pub use settings::StoreSettings;
 pub use time::{InvalidTimestamp, Timestamp};

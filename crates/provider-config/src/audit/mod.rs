@@ -576,7 +576,7 @@ impl AuditTrail {
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
         self.inner
             .backend
-            .read("verifying the audit trail", |rows| {
+            .read_snapshot("verifying the audit trail", |rows| {
                 verify::verify(rows, &self.inner.chain_key, &self.inner.row_key)
             })
     }
