@@ -10,6 +10,7 @@
 mod bench;
 mod checks;
 mod openbao;
+mod postgres;
 mod servers;
 mod tools;
 
@@ -51,6 +52,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "aws"],
     &["--no-default-features", "--features", "vault"],
     &["--no-default-features", "--features", "config"],
+    &["--no-default-features", "--features", "postgres"],
     &["--all-features"],
 ];
 

@@ -15,8 +15,8 @@ use crate::caches::{
     CacheInvalidator, ConfigCaches, Invalidation, global_invalidator, provider_config_key,
 };
 use crate::hardware::{self, HARDWARE_INFO_KEY, HARDWARE_PROVIDER, HardwareInfo};
-use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
 use crate::rows::{Rows, TxError};
+use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
 use crate::values::{
     CREDENTIAL_KEYS, CloudProviderConfig, CostLimit, WEBHOOK_SECRET, WebhookConfig, changed_keys,
     validate, validate_provider_name,

@@ -182,10 +182,7 @@ mod tests {
                 "postgres://u:SENTINEL@h:5432/db",
                 "postgres://u:***@h:5432/db",
             ),
-            (
-                "postgres://u:a/SENTINEL@h/db",
-                "postgres://u:***@h/db",
-            ),
+            ("postgres://u:a/SENTINEL@h/db", "postgres://u:***@h/db"),
             (
                 "postgresql://u:p@SENTINEL@h/db?sslmode=require",
                 "postgresql://u:***@h/db?sslmode=require",
@@ -203,7 +200,10 @@ mod tests {
         }
         for bad in ["", "localhost", "sqlite:///tmp/x.db", "postgres://"] {
             let e = DatabaseUrl::parse_from("SIMPLETUNER_DATABASE_URL", bad).unwrap_err();
-            assert!(e.to_string().starts_with("SIMPLETUNER_DATABASE_URL: "), "{e}");
+            assert!(
+                e.to_string().starts_with("SIMPLETUNER_DATABASE_URL: "),
+                "{e}"
+            );
         }
     }
 }

@@ -81,8 +81,7 @@ pub(crate) trait CredentialRows {
         now: &str,
     ) -> Result<bool, TxError>;
     /// Deletes a credential; whether there was one.
-    fn credential_delete(&self, user_id: i64, provider: &str, name: &str)
-    -> Result<bool, TxError>;
+    fn credential_delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, TxError>;
     /// Deactivates a credential; whether there was one.
     fn credential_deactivate(
         &self,
@@ -131,8 +130,7 @@ pub(crate) trait AuditRows {
     /// Stores the MAC over every column of row `id`.
     fn audit_insert_mac(&self, id: i64, mac: &str) -> Result<(), TxError>;
     /// Calls `f` with every row in id order (one consistent snapshot); stops at `f`'s error.
-    fn audit_each(&self, f: &mut dyn FnMut(RawRow) -> Result<(), TxError>)
-    -> Result<(), TxError>;
+    fn audit_each(&self, f: &mut dyn FnMut(RawRow) -> Result<(), TxError>) -> Result<(), TxError>;
     /// The ids of rows whose stored `entry_hash` is `hash`.
     fn audit_ids_with_hash(&self, hash: &str) -> Result<Vec<i64>, TxError>;
     /// Rows of `event_type` (checkpoints), newest first.

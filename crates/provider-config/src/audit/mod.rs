@@ -603,41 +603,43 @@ impl AuditTrail {
     /// Removes the rows before the first one stamped at or after `cutoff`; see
     /// [`cleanup`](Self::cleanup).
     pub fn cleanup_before(&self, cutoff: Timestamp) -> Result<CleanupReport, StoreError> {
-        self.inner.backend.write("cleaning up the audit trail", |tx| {
-            tx.audit_lock_chain()?;
-            let report = verify::verify(tx, &self.inner.chain_key, &self.inner.row_key)?;
-            if let Some(problem) = report.broken_links.first() {
-                return Err(TxError::Store(StoreError::BrokenChain {
-                    id: problem.id,
-                    problem: problem.message.clone(),
-                    operation: "cleaning up",
-                }));
-            }
-            let first_kept = tx.audit_first_id_since(&cutoff.to_string())?;
-            let Some((last_removed, anchor)) = tx.audit_last_before(first_kept)? else {
-                return Ok(CleanupReport {
-                    removed: 0,
-                    checkpoint_id: None,
-                });
-            };
-            // The checkpoint continues the chain from the newest row, which may be removed.
-            let previous_hash = tx.audit_last_hash()?;
-            let removed = tx.audit_delete_through(last_removed)?;
-            let event = AuditEvent::new(
-                CHECKPOINT,
-                format!("removed {removed} audit entries stamped before {cutoff}"),
-            )
-            .target("audit_log", last_removed.to_string())
-            .detail("removed", removed)
-            .detail("removed_through_id", last_removed)
-            .detail("first_kept_id", first_kept.map_or(Json::Null, Json::from))
-            .detail("anchor_hash", python_str(&anchor));
-            let checkpoint = self.append_in(tx, &event, Some(previous_hash))?;
-            Ok(CleanupReport {
-                removed,
-                checkpoint_id: Some(checkpoint),
+        self.inner
+            .backend
+            .write("cleaning up the audit trail", |tx| {
+                tx.audit_lock_chain()?;
+                let report = verify::verify(tx, &self.inner.chain_key, &self.inner.row_key)?;
+                if let Some(problem) = report.broken_links.first() {
+                    return Err(TxError::Store(StoreError::BrokenChain {
+                        id: problem.id,
+                        problem: problem.message.clone(),
+                        operation: "cleaning up",
+                    }));
+                }
+                let first_kept = tx.audit_first_id_since(&cutoff.to_string())?;
+                let Some((last_removed, anchor)) = tx.audit_last_before(first_kept)? else {
+                    return Ok(CleanupReport {
+                        removed: 0,
+                        checkpoint_id: None,
+                    });
+                };
+                // The checkpoint continues the chain from the newest row, which may be removed.
+                let previous_hash = tx.audit_last_hash()?;
+                let removed = tx.audit_delete_through(last_removed)?;
+                let event = AuditEvent::new(
+                    CHECKPOINT,
+                    format!("removed {removed} audit entries stamped before {cutoff}"),
+                )
+                .target("audit_log", last_removed.to_string())
+                .detail("removed", removed)
+                .detail("removed_through_id", last_removed)
+                .detail("first_kept_id", first_kept.map_or(Json::Null, Json::from))
+                .detail("anchor_hash", python_str(&anchor));
+                let checkpoint = self.append_in(tx, &event, Some(previous_hash))?;
+                Ok(CleanupReport {
+                    removed,
+                    checkpoint_id: Some(checkpoint),
+                })
             })
-        })
     }
 
     /// Where the signing key came from.

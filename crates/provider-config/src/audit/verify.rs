@@ -165,7 +165,8 @@ fn explain_link(
         ));
     }
     let own_hash = python_str(&row.entry_hash);
-    let copies: Vec<i64> = rows.audit_ids_with_hash(&own_hash)?
+    let copies: Vec<i64> = rows
+        .audit_ids_with_hash(&own_hash)?
         .into_iter()
         .filter(|&other| other < id)
         .collect();

@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls_pki_types::pem::PemObject;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::Socket;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_postgres::Socket;
 
 use crate::{DatabaseUrl, StoreError};
 
@@ -194,8 +194,8 @@ fn load_roots(root_cert: Option<&str>) -> Result<RootCertStore, String> {
     match root_cert {
         Some(file) if file != "system" => {
             let path = PathBuf::from(file);
-            let pem = std::fs::read(&path)
-                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+            let pem =
+                std::fs::read(&path).map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
             let mut found = 0;
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert: CertificateDer<'static> =
@@ -305,13 +305,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },

@@ -109,10 +109,7 @@ impl PgError {
         match self {
             Self::Server { code, .. } => {
                 code.code().starts_with("08")
-                    || matches!(
-                        *code,
-                        SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN
-                    )
+                    || matches!(*code, SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN)
             }
             Self::Client(_) | Self::Timeout => true,
             Self::PoolTimeout | Self::Unavailable(_) => false,

@@ -34,21 +34,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long opening a store waits for its listener to listen.
 const START_WAIT: Duration = Duration::from_secs(10);
 
-/// The payload naming what a write made stale.
-pub(crate) fn payload(what: &Invalidation) -> String {
+/// The payload naming what a write made stale: `<origin>:provider:<name>` or
+/// `<origin>:user:<id>`, where `<origin>` names the store that wrote (its own listener
+/// skips it: the writer already dropped its entries after the commit).
+pub(crate) fn payload(origin: &str, what: &Invalidation) -> String {
     match what {
-        Invalidation::Provider(name) => format!("provider:{name}"),
-        Invalidation::User(id) => format!("user:{id}"),
+        Invalidation::Provider(name) => format!("{origin}:provider:{name}"),
+        Invalidation::User(id) => format!("{origin}:user:{id}"),
     }
 }
 
-/// What a payload names; `None` for one this version does not know.
-fn parse(payload: &str) -> Option<Invalidation> {
-    match payload.split_once(':')? {
-        ("provider", name) => Some(Invalidation::Provider(name.to_owned())),
-        ("user", id) => id.parse().ok().map(Invalidation::User),
-        _ => None,
-    }
+/// The origin and what a payload names; `None` for one this version does not know.
+fn parse(payload: &str) -> Option<(&str, Invalidation)> {
+    let (origin, rest) = payload.split_once(':')?;
+    let what = match rest.split_once(':')? {
+        ("provider", name) => Invalidation::Provider(name.to_owned()),
+        ("user", id) => Invalidation::User(id.parse().ok()?),
+        _ => return None,
+    };
+    Some((origin, what))
 }
 
 /// The state of a store's listener, for health checks.
@@ -93,12 +97,13 @@ impl Listener {
     /// until the listener is up).
     pub(crate) fn start(
         settings: ConnectSettings,
+        origin: String,
         caches: Arc<ConfigCaches>,
     ) -> Result<Self, PgError> {
         let shared = Arc::new(Shared::default());
         let (ready_tx, mut ready_rx) = watch::channel(false);
         let task = super::runtime()?
-            .spawn(run(settings, caches, Arc::clone(&shared), ready_tx))
+            .spawn(run(settings, origin, caches, Arc::clone(&shared), ready_tx))
             .abort_handle();
         let _ = wait_for(ready_rx.wait_for(|ready| *ready), START_WAIT);
         Ok(Self { shared, task })
@@ -125,6 +130,7 @@ impl Listener {
 /// backoff.
 async fn run(
     settings: ConnectSettings,
+    origin: String,
     caches: Arc<ConfigCaches>,
     shared: Arc<Shared>,
     ready: watch::Sender<bool>,
@@ -150,7 +156,7 @@ async fn run(
                     );
                 }
                 backoff = FIRST_BACKOFF;
-                let reason = pump(&client, &mut notifications, &caches, &shared).await;
+                let reason = pump(&client, &mut notifications, &origin, &caches, &shared).await;
                 shared.listening.store(false, Ordering::Release);
                 caches.clear();
                 lost_at = Some(Instant::now());
@@ -229,6 +235,7 @@ async fn connect(
 async fn pump(
     client: &tokio_postgres::Client,
     notifications: &mut mpsc::UnboundedReceiver<Result<String, String>>,
+    origin: &str,
     caches: &ConfigCaches,
     shared: &Shared,
 ) -> String {
@@ -238,7 +245,8 @@ async fn pump(
             Ok(Some(Ok(payload))) => {
                 shared.notifications.fetch_add(1, Ordering::Relaxed);
                 match parse(&payload) {
-                    Some(what) => invalidator.invalidate(&what),
+                    Some((from, _)) if from == origin => {}
+                    Some((_, what)) => invalidator.invalidate(&what),
                     None => {
                         tracing::warn!(
                             payload = %payload.escape_debug(),
@@ -254,7 +262,9 @@ async fn pump(
                 match tokio::time::timeout(HEARTBEAT_TIMEOUT, client.batch_execute("")).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return e.to_string(),
-                    Err(_) => return format!("no answer to a heartbeat within {HEARTBEAT_TIMEOUT:?}"),
+                    Err(_) => {
+                        return format!("no answer to a heartbeat within {HEARTBEAT_TIMEOUT:?}");
+                    }
                 }
             }
         }
@@ -272,9 +282,10 @@ mod tests {
             Invalidation::Provider("odd:name with spaces".into()),
             Invalidation::User(-7),
         ] {
-            assert_eq!(parse(&payload(&what)), Some(what));
+            assert_eq!(parse(&payload("0a1b", &what)), Some(("0a1b", what)));
         }
-        assert_eq!(parse("user:x"), None);
+        assert_eq!(parse("0a1b:user:x"), None);
+        assert_eq!(parse("provider:replicate"), None);
         assert_eq!(parse("everything"), None);
     }
 }

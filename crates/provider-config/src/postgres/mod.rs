@@ -127,6 +127,16 @@ fn run_on_runtime<T: Send + 'static>(
     wait(handle)?.map_err(|_| PgError::Unavailable("a PostgreSQL task panicked"))
 }
 
+/// 16 random hex digits.
+fn new_origin() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    // A failed generator leaves zeros: the only cost is a store skipping another's
+    // notification with the same origin, which needs the generator to fail twice.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Drops entries of one process's caches and tells every other process sharing the
 /// database (a `NOTIFY` outside any write transaction).
 #[derive(Debug)]
@@ -159,6 +169,8 @@ impl crate::caches::CacheInvalidator for Broadcaster {
 pub(crate) struct PgDb {
     pool: Pool,
     settings: ConnectSettings,
+    /// Names this store in its notifications, so that its own listener skips them.
+    origin: String,
 }
 
 impl std::fmt::Debug for PgDb {
@@ -174,7 +186,9 @@ impl PgDb {
     pub(crate) fn open(url: &DatabaseUrl) -> Result<Arc<Self>, StoreError> {
         let settings = ConnectSettings::parse(url)?;
         let server = settings.server.clone();
-        let fail = |operation, e: PgError| TxError::Postgres(e).in_database(Place::Server(&server), operation);
+        let fail = |operation, e: PgError| {
+            TxError::Postgres(e).in_database(Place::Server(&server), operation)
+        };
         let manager = Manager::from_config(
             settings.config.clone(),
             settings.tls.clone(),
@@ -189,8 +203,17 @@ impl PgDb {
             .create_timeout(Some(connect::CONNECT_TIMEOUT))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
-            .map_err(|_| fail("creating the connection pool", PgError::Unavailable("the pool could not be built")))?;
-        let db = Arc::new(Self { pool, settings });
+            .map_err(|_| {
+                fail(
+                    "creating the connection pool",
+                    PgError::Unavailable("the pool could not be built"),
+                )
+            })?;
+        let db = Arc::new(Self {
+            pool,
+            settings,
+            origin: new_origin(),
+        });
         schema::migrate(&db)?;
         Ok(db)
     }
@@ -227,7 +250,7 @@ impl PgDb {
         let client = self
             .client()
             .map_err(|e| self.error(operation, TxError::Postgres(e)))?;
-        let rows = PgRows::new(&client);
+        let rows = PgRows::new(&client, &self.origin);
         let result = f(&rows);
         let broken = rows.is_broken();
         Self::release(client, broken);
@@ -323,7 +346,7 @@ impl PgDb {
     /// Starts the listener that drops the entries of `caches` that other processes' writes
     /// made stale, and waits (a few seconds at most) until it listens.
     pub(crate) fn listen(&self, caches: Arc<ConfigCaches>) -> Result<Listener, StoreError> {
-        Listener::start(self.settings.clone(), caches)
+        Listener::start(self.settings.clone(), self.origin.clone(), caches)
             .map_err(|e| self.error("starting the invalidation listener", TxError::Postgres(e)))
     }
 }

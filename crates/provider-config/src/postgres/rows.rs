@@ -27,13 +27,16 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 /// A pooled connection, remembering whether it may be broken.
 pub(crate) struct PgRows<'a> {
     client: &'a Object,
+    /// Names the store in the notifications it sends.
+    origin: &'a str,
     broken: Cell<bool>,
 }
 
 impl<'a> PgRows<'a> {
-    pub(crate) fn new(client: &'a Object) -> Self {
+    pub(crate) fn new(client: &'a Object, origin: &'a str) -> Self {
         Self {
             client,
+            origin,
             broken: Cell::new(false),
         }
     }
@@ -75,8 +78,8 @@ impl<'a> PgRows<'a> {
 
     fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, TxError> {
         let statement = self.statement(sql)?;
-        let result = wait(self.client.query_opt(&statement, params))
-            .and_then(|r| r.map_err(PgError::from));
+        let result =
+            wait(self.client.query_opt(&statement, params)).and_then(|r| r.map_err(PgError::from));
         self.check(result)
     }
 
@@ -182,7 +185,7 @@ impl ConfigRows for PgRows<'_> {
     }
 
     fn notify(&self, what: &Invalidation) -> Result<(), TxError> {
-        let payload = super::listener::payload(what);
+        let payload = super::listener::payload(self.origin, what);
         self.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
         Ok(())
     }
@@ -249,12 +252,7 @@ impl CredentialRows for PgRows<'_> {
         )? > 0)
     }
 
-    fn credential_delete(
-        &self,
-        user_id: i64,
-        provider: &str,
-        name: &str,
-    ) -> Result<bool, TxError> {
+    fn credential_delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, TxError> {
         Ok(self.execute(
             "DELETE FROM provider_credentials
              WHERE user_id = $1 AND provider = $2 AND credential_name = $3",
@@ -420,10 +418,7 @@ impl AuditRows for PgRows<'_> {
         Ok(())
     }
 
-    fn audit_each(
-        &self,
-        f: &mut dyn FnMut(RawRow) -> Result<(), TxError>,
-    ) -> Result<(), TxError> {
+    fn audit_each(&self, f: &mut dyn FnMut(RawRow) -> Result<(), TxError>) -> Result<(), TxError> {
         // Pages by id: bounded memory, one snapshot when run in one (verify runs in a
         // repeatable-read transaction).
         let sql = format!(

@@ -3,9 +3,9 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::rows::TxError;
 use crate::audit::{AuditFilter, RawRow};
 use crate::rows::NewAuditRow;
+use crate::rows::TxError;
 
 /// The columns of `audit_log`, in the order [`RawRow`] reads them.
 const COLUMNS: &str = "a.id, a.timestamp, a.event_type, a.actor_id, a.actor_username, a.actor_ip, \

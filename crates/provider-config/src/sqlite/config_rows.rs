@@ -57,11 +57,7 @@ pub(crate) fn all(tx: &Connection) -> Result<Vec<(String, String)>, TxError> {
 }
 
 /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance, not a change).
-pub(crate) fn set_config(
-    tx: &Connection,
-    provider: &str,
-    config: &str,
-) -> Result<(), TxError> {
+pub(crate) fn set_config(tx: &Connection, provider: &str, config: &str) -> Result<(), TxError> {
     tx.execute(
         "UPDATE provider_config SET config = ?2 WHERE provider = ?1",
         [provider, config],

@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::rows::TxError;
 use crate::credentials::CredentialInfo;
+use crate::rows::TxError;
 
 /// Inserts or replaces (reactivating) a credential; its row id.
 pub(crate) fn upsert(

@@ -77,12 +77,7 @@ impl CredentialRows for Connection {
         credential_rows::mark_used(self, user_id, provider, name, now)
     }
 
-    fn credential_delete(
-        &self,
-        user_id: i64,
-        provider: &str,
-        name: &str,
-    ) -> Result<bool, TxError> {
+    fn credential_delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, TxError> {
         credential_rows::delete(self, user_id, provider, name)
     }
 
@@ -131,10 +126,7 @@ impl AuditRows for Connection {
         audit_rows::insert_mac(self, id, mac)
     }
 
-    fn audit_each(
-        &self,
-        f: &mut dyn FnMut(RawRow) -> Result<(), TxError>,
-    ) -> Result<(), TxError> {
+    fn audit_each(&self, f: &mut dyn FnMut(RawRow) -> Result<(), TxError>) -> Result<(), TxError> {
         audit_rows::each(self, f)
     }
 
