@@ -174,6 +174,13 @@ pub enum StoreError {
         /// What is wrong (never the password).
         problem: String,
     },
+    /// Copying a store to another was refused (the target holds other data, or a row cannot
+    /// be copied exactly); nothing was written.
+    #[error("copying the store was refused: {problem}")]
+    CopyRefused {
+        /// What is wrong.
+        problem: String,
+    },
     /// The database was written by a newer version of this library.
     #[error(
         "database {}: schema version {found} is newer than this build understands ({supported}); upgrade before using it",

@@ -53,6 +53,7 @@ mod audit;
 mod backend;
 pub mod caches;
 mod config_store;
+mod copy;
 mod credentials;
 mod error;
 pub mod hardware;
@@ -75,6 +76,7 @@ pub use caches::{
     CacheInvalidator, ConfigCaches, Invalidation, invalidate_provider_cache, invalidate_user_cache,
 };
 pub use config_store::{ConfigStore, ConfigStoreBuilder};
+pub use copy::{CopyReport, copy_store};
 pub use credential_crypto::{AppName, Secret};
 pub use credentials::{CredentialInfo, CredentialStore, MaintenanceReport};
 pub use error::{DatabaseError, StoreError};

@@ -49,6 +49,8 @@ pub(crate) trait ConfigRows {
     fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError>;
     /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance).
     fn config_set(&self, provider: &str, config: &str) -> Result<(), TxError>;
+    /// Every row as (provider, stored JSON, `updated_at`), for a copy to another store.
+    fn config_all_rows(&self) -> Result<Vec<(String, String, String)>, TxError>;
     /// Tells the other processes sharing the database, when this transaction commits, what
     /// it made stale (PostgreSQL: `NOTIFY`; SQLite: nothing, invalidation is in-process).
     fn notify(&self, what: &Invalidation) -> Result<(), TxError>;
@@ -101,6 +103,26 @@ pub(crate) trait CredentialRows {
     fn credential_all_for_update(&self) -> Result<Vec<(i64, String)>, TxError>;
     /// Replaces a row's stored value (maintenance: `updated_at` is left alone).
     fn credential_set_value(&self, id: i64, stored_value: &str) -> Result<(), TxError>;
+    /// Every row, every column, in id order, for a copy to another store.
+    fn credential_all_rows(&self) -> Result<Vec<CredentialRow>, TxError>;
+    /// Writes a copied row with its id (replacing the row of that id).
+    fn credential_copy(&self, row: &CredentialRow) -> Result<(), TxError>;
+    /// Moves the id generator past the largest id (after rows were copied with theirs).
+    fn credential_sync_ids(&self) -> Result<(), TxError>;
+}
+
+/// Every column of a `provider_credentials` row, the value as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct CredentialRow {
+    pub(crate) id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) provider: String,
+    pub(crate) credential_name: String,
+    pub(crate) credential_value: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) last_used_at: Option<String>,
+    pub(crate) is_active: i64,
 }
 
 /// The values of one new audit row, before it has an id.
@@ -145,6 +167,10 @@ pub(crate) trait AuditRows {
     fn audit_delete_through(&self, through: i64) -> Result<u64, TxError>;
     /// How many rows there are.
     fn audit_count(&self) -> Result<i64, TxError>;
+    /// Writes a copied row with its id, and its row MAC when it has one.
+    fn audit_copy(&self, row: &RawRow) -> Result<(), TxError>;
+    /// Moves the id generator past the largest id (after rows were copied with theirs).
+    fn audit_sync_ids(&self) -> Result<(), TxError>;
 }
 
 /// Everything a store may touch in one transaction.

@@ -17,7 +17,7 @@
 //!   first kept row and the hash it links to, so the rest still verifies.
 
 mod key;
-mod verify;
+pub(crate) mod verify;
 
 use std::fmt;
 use std::path::Path;

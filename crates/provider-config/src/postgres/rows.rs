@@ -10,10 +10,20 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{CHANNEL, LOCK_CLASS, PgError, wait};
-use crate::audit::{AuditFilter, RawRow};
+use crate::StoreError;
+use crate::audit::{AuditFilter, RawRow, python_str};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
-use crate::rows::{AuditRows, ConfigRows, CredentialRows, NewAuditRow, TxError};
+use crate::rows::{AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError};
+
+/// An audit row whose column cannot be kept exactly in PostgreSQL's typed column.
+fn copy_error(id: i64, column: &str) -> TxError {
+    TxError::Store(StoreError::CopyRefused {
+        problem: format!(
+            "audit row {id}: column `{column}` holds a value of a type the PostgreSQL column cannot keep exactly, so the chain would no longer verify"
+        ),
+    })
+}
 
 /// Second advisory-lock key of the audit chain head (providers use `hashtext(name)`, whose
 /// rare collision with it only serialises two writers for a moment).
@@ -184,6 +194,16 @@ impl ConfigRows for PgRows<'_> {
         Ok(())
     }
 
+    fn config_all_rows(&self) -> Result<Vec<(String, String, String)>, TxError> {
+        self.query(
+            "SELECT provider, config, updated_at FROM provider_config ORDER BY provider COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?, self.get(row, 2)?)))
+        .collect()
+    }
+
     fn notify(&self, what: &Invalidation) -> Result<(), TxError> {
         let payload = super::listener::payload(self.origin, what);
         self.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
@@ -322,6 +342,65 @@ impl CredentialRows for PgRows<'_> {
             &[&id, &stored_value],
         )?;
         Ok(())
+    }
+
+    fn credential_all_rows(&self) -> Result<Vec<CredentialRow>, TxError> {
+        self.query(
+            "SELECT id, user_id, provider, credential_name, credential_value, created_at,
+                    updated_at, last_used_at, is_active
+             FROM provider_credentials ORDER BY id",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            Ok(CredentialRow {
+                id: self.get(row, 0)?,
+                user_id: self.get(row, 1)?,
+                provider: self.get(row, 2)?,
+                credential_name: self.get(row, 3)?,
+                credential_value: self.get(row, 4)?,
+                created_at: self.get(row, 5)?,
+                updated_at: self.get(row, 6)?,
+                last_used_at: self.get(row, 7)?,
+                is_active: i64::from(self.get::<i32>(row, 8)?),
+            })
+        })
+        .collect()
+    }
+
+    fn credential_copy(&self, row: &CredentialRow) -> Result<(), TxError> {
+        let is_active = i32::try_from(row.is_active).unwrap_or(1);
+        self.execute(
+            "INSERT INTO provider_credentials
+             (id, user_id, provider, credential_name, credential_value, created_at, updated_at,
+              last_used_at, is_active)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET
+                 user_id = EXCLUDED.user_id, provider = EXCLUDED.provider,
+                 credential_name = EXCLUDED.credential_name,
+                 credential_value = EXCLUDED.credential_value,
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+                 last_used_at = EXCLUDED.last_used_at, is_active = EXCLUDED.is_active",
+            &[
+                &row.id,
+                &row.user_id,
+                &row.provider,
+                &row.credential_name,
+                &row.credential_value,
+                &row.created_at,
+                &row.updated_at,
+                &row.last_used_at,
+                &is_active,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn credential_sync_ids(&self) -> Result<(), TxError> {
+        self.batch(
+            "SELECT setval(pg_get_serial_sequence('provider_credentials', 'id'),
+                           GREATEST((SELECT max(id) FROM provider_credentials), 1))",
+        )
     }
 }
 
@@ -540,6 +619,63 @@ impl AuditRows for PgRows<'_> {
             &[&through],
         )?;
         Ok(removed)
+    }
+
+    fn audit_copy(&self, row: &RawRow) -> Result<(), TxError> {
+        let text = |column: &str, value: &Value| -> Result<Option<String>, TxError> {
+            Ok(match value {
+                Value::Null => None,
+                Value::Text(t) => Some(t.clone()),
+                // Another type in a text column: its text is what the chain hashed (rows
+                // of the original's format carry no row MAC, which would tell types apart).
+                other if row.row_mac.is_none() => Some(python_str(other)),
+                _ => return Err(copy_error(row.id, column)),
+            })
+        };
+        let required = |column: &str, value: &Value| -> Result<String, TxError> {
+            text(column, value)?.ok_or_else(|| copy_error(row.id, column))
+        };
+        let actor_id = match &row.actor_id {
+            Value::Null => None,
+            Value::Integer(i) => Some(*i),
+            Value::Text(t)
+                if row.row_mac.is_none() && t.parse::<i64>().is_ok_and(|i| i.to_string() == *t) =>
+            {
+                t.parse::<i64>().ok()
+            }
+            _ => return Err(copy_error(row.id, "actor_id")),
+        };
+        self.execute(
+            "INSERT INTO audit_log (
+                id, timestamp, event_type, actor_id, actor_username, actor_ip,
+                target_type, target_id, action, details, previous_hash, entry_hash
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &row.id,
+                &required("timestamp", &row.timestamp)?,
+                &required("event_type", &row.event_type)?,
+                &actor_id,
+                &text("actor_username", &row.actor_username)?,
+                &text("actor_ip", &row.actor_ip)?,
+                &text("target_type", &row.target_type)?,
+                &text("target_id", &row.target_id)?,
+                &required("action", &row.action)?,
+                &required("details", &row.details)?,
+                &required("previous_hash", &row.previous_hash)?,
+                &required("entry_hash", &row.entry_hash)?,
+            ],
+        )?;
+        if let Some(mac) = &row.row_mac {
+            self.audit_insert_mac(row.id, mac)?;
+        }
+        Ok(())
+    }
+
+    fn audit_sync_ids(&self) -> Result<(), TxError> {
+        self.batch(
+            "SELECT setval(pg_get_serial_sequence('audit_log', 'id'),
+                           GREATEST((SELECT max(id) FROM audit_log), 1))",
+        )
     }
 
     fn audit_count(&self) -> Result<i64, TxError> {

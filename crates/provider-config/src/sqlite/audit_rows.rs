@@ -226,3 +226,31 @@ pub(crate) fn delete_through(tx: &Connection, through: i64) -> Result<u64, TxErr
     tx.execute("DELETE FROM audit_row_mac WHERE entry_id <= ?1", [through])?;
     Ok(u64::try_from(removed).unwrap_or(u64::MAX))
 }
+
+/// Writes a copied row with its id, and its row MAC when it has one.
+pub(crate) fn copy(conn: &Connection, row: &RawRow) -> Result<(), TxError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO audit_log (
+            id, timestamp, event_type, actor_id, actor_username, actor_ip,
+            target_type, target_id, action, details, previous_hash, entry_hash
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(rusqlite::params![
+        row.id,
+        row.timestamp,
+        row.event_type,
+        row.actor_id,
+        row.actor_username,
+        row.actor_ip,
+        row.target_type,
+        row.target_id,
+        row.action,
+        row.details,
+        row.previous_hash,
+        row.entry_hash,
+    ])?;
+    if let Some(mac) = &row.row_mac {
+        insert_mac(conn, row.id, mac)?;
+    }
+    Ok(())
+}

@@ -64,3 +64,15 @@ pub(crate) fn set_config(tx: &Connection, provider: &str, config: &str) -> Resul
     )?;
     Ok(())
 }
+
+/// Every row as (provider, stored JSON, `updated_at`).
+pub(crate) fn all_rows(conn: &Connection) -> Result<Vec<(String, String, String)>, TxError> {
+    let mut stmt =
+        conn.prepare("SELECT provider, config, updated_at FROM provider_config ORDER BY provider")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row?);
+    }
+    Ok(all)
+}

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::credentials::CredentialInfo;
+use crate::rows::CredentialRow;
 use crate::rows::TxError;
 
 /// Inserts or replaces (reactivating) a credential; its row id.
@@ -166,5 +167,54 @@ pub(crate) fn all_values(tx: &Connection) -> Result<Vec<(i64, String)>, TxError>
 pub(crate) fn set_value(tx: &Connection, id: i64, stored_value: &str) -> Result<(), TxError> {
     tx.prepare_cached("UPDATE provider_credentials SET credential_value = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![id, stored_value])?;
+    Ok(())
+}
+
+/// Every row, every column, in id order.
+pub(crate) fn all_rows(conn: &Connection) -> Result<Vec<CredentialRow>, TxError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, user_id, provider, credential_name, credential_value, created_at,
+                updated_at, last_used_at, is_active
+         FROM provider_credentials ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(CredentialRow {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            provider: row.get(2)?,
+            credential_name: row.get(3)?,
+            credential_value: row.get(4)?,
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+            last_used_at: row.get(7)?,
+            is_active: row.get(8)?,
+        })
+    })?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row?);
+    }
+    Ok(all)
+}
+
+/// Writes a copied row with its id.
+pub(crate) fn copy(conn: &Connection, row: &CredentialRow) -> Result<(), TxError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO provider_credentials
+         (id, user_id, provider, credential_name, credential_value, created_at, updated_at,
+          last_used_at, is_active)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(rusqlite::params![
+        row.id,
+        row.user_id,
+        row.provider,
+        row.credential_name,
+        row.credential_value,
+        row.created_at,
+        row.updated_at,
+        row.last_used_at,
+        row.is_active,
+    ])?;
     Ok(())
 }

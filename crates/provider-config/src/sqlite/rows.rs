@@ -9,7 +9,7 @@ use super::{audit_rows, config_rows, credential_rows};
 use crate::audit::{AuditFilter, RawRow};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
-use crate::rows::{AuditRows, ConfigRows, CredentialRows, NewAuditRow, TxError};
+use crate::rows::{AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError};
 
 impl ConfigRows for Connection {
     fn config_get(&self, provider: &str) -> Result<Option<String>, TxError> {
@@ -39,6 +39,10 @@ impl ConfigRows for Connection {
 
     fn config_set(&self, provider: &str, config: &str) -> Result<(), TxError> {
         config_rows::set_config(self, provider, config)
+    }
+
+    fn config_all_rows(&self) -> Result<Vec<(String, String, String)>, TxError> {
+        config_rows::all_rows(self)
     }
 
     fn notify(&self, _what: &Invalidation) -> Result<(), TxError> {
@@ -107,6 +111,19 @@ impl CredentialRows for Connection {
     fn credential_set_value(&self, id: i64, stored_value: &str) -> Result<(), TxError> {
         credential_rows::set_value(self, id, stored_value)
     }
+
+    fn credential_all_rows(&self) -> Result<Vec<CredentialRow>, TxError> {
+        credential_rows::all_rows(self)
+    }
+
+    fn credential_copy(&self, row: &CredentialRow) -> Result<(), TxError> {
+        credential_rows::copy(self, row)
+    }
+
+    // AUTOINCREMENT keeps its counter past every id inserted.
+    fn credential_sync_ids(&self) -> Result<(), TxError> {
+        Ok(())
+    }
 }
 
 impl AuditRows for Connection {
@@ -156,5 +173,13 @@ impl AuditRows for Connection {
 
     fn audit_count(&self) -> Result<i64, TxError> {
         audit_rows::count(self)
+    }
+
+    fn audit_copy(&self, row: &RawRow) -> Result<(), TxError> {
+        audit_rows::copy(self, row)
+    }
+
+    fn audit_sync_ids(&self) -> Result<(), TxError> {
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! [`both!`].
 
 mod audit;
+mod copy;
 mod credentials;
 mod hardware;
 #[cfg(feature = "postgres")]
