@@ -329,7 +329,10 @@ impl StoreError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::InvalidValue { .. } | Self::InvalidProviderName { .. } | Self::UnknownUser { .. }
+            Self::InvalidValue { .. }
+                | Self::InvalidProviderName { .. }
+                | Self::UnknownUser { .. }
+                | Self::InvalidDatabaseUrl { .. }
         )
     }
 }
