@@ -119,14 +119,6 @@ pub(crate) fn wait<F: Future>(future: F) -> Result<F::Output, PgError> {
     wait_for(future, OPERATION_TIMEOUT)
 }
 
-/// Runs `future` on the backend runtime and waits for it.
-fn run_on_runtime<T: Send + 'static>(
-    future: impl Future<Output = T> + Send + 'static,
-) -> Result<T, PgError> {
-    let handle = runtime()?.spawn(future);
-    wait(handle)?.map_err(|_| PgError::Unavailable("a PostgreSQL task panicked"))
-}
-
 /// 16 random hex digits.
 fn new_origin() -> String {
     use ring::rand::SecureRandom;
@@ -223,10 +215,12 @@ impl PgDb {
         &self.settings.server
     }
 
-    /// A pooled connection (a closed one is replaced).
+    /// A pooled connection (a closed one is replaced). Polled on this thread inside the
+    /// backend runtime's context, so the pool's timers and a new connection's task belong
+    /// to that runtime (no thread hop for an idle connection).
     fn client(&self) -> Result<Object, PgError> {
-        let pool = self.pool.clone();
-        run_on_runtime(async move { pool.get().await })?.map_err(PgError::from)
+        let _context = runtime()?.enter();
+        wait(self.pool.get())?.map_err(PgError::from)
     }
 
     pub(crate) fn error(&self, operation: &'static str, e: TxError) -> StoreError {
