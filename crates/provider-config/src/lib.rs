@@ -17,6 +17,11 @@
 //!   permissions 60 s / 500 entries) and [`CacheInvalidator`], the seam for cross-process
 //!   invalidation.
 //! - [`hardware`]: hardware pricing, cached 300 s, with the documented defaults.
+//! - Feature `postgres`: every store on a PostgreSQL database shared by several server
+//!   replicas ([`StoreLocation::Postgres`], `<APP>_DATABASE_URL`), the same API: writes
+//!   notify the other replicas in their transaction (`NOTIFY`), each [`ConfigStore`] listens
+//!   on a dedicated connection and drops stale entries through [`CacheInvalidator`], and all
+//!   replicas append to one audit chain. [`copy_store`] migrates the SQLite store.
 //!
 //! The files: the state directory is `<APP>_STATE_DIR` > `<APP>_CONFIG_DIR` > the original's
 //! candidates ([`StoreSettings`]); databases are created 0600 (with their write-ahead log and
