@@ -43,7 +43,8 @@ print(json.dumps({"encrypt_64B": enc, "decrypt_64B": dec, "derive_ms": times[len
 "#;
 
 /// Printed for `cargo xtask bench` without a known name.
-pub(crate) const USAGE: &str = "usage: cargo xtask bench <crypto|cache|aws|chain|vault|config [--backend sqlite|postgres]>
+pub(crate) const USAGE: &str =
+    "usage: cargo xtask bench <crypto|cache|aws|chain|vault|config [--backend sqlite|postgres]>
 
   crypto  credential-crypto beside Python's cryptography (target/bench/credential-crypto.json)
   cache   ttl-cache beside moka, quick_cache, mini-moka and Mutex<lru>
@@ -423,11 +424,7 @@ fn config_postgres(root: &Path) -> Result<()> {
         .map(|(_, url)| url.clone())
         .context("the PostgreSQL server exported no URL")?;
     let program = root.join("target/release/examples/config_bench_postgres");
-    let document = json_of(Command::new(&program).args([
-        url.as_str(),
-        &ROUNDS.to_string(),
-        "0.5",
-    ]));
+    let document = json_of(Command::new(&program).args([url.as_str(), &ROUNDS.to_string(), "0.5"]));
     drop(environment);
     let document = document?;
     let number = |path: &[&str]| -> f64 {
