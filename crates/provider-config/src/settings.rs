@@ -67,7 +67,7 @@ impl StoreSettings {
             .map_err(StoreError::Locate)?
             .map(|text| AuditKey::from_env(&var, text))
             .transpose()?;
-        let url_var = app.var(DATABASE_URL_VAR_SUFFIX);
+        let url_var = Self::database_url_var(app);
         let database_url = private_fs::read_var(lookup, &url_var)
             .map_err(StoreError::Locate)?
             .map(|text| DatabaseUrl::parse_from(&url_var, &text))
@@ -78,6 +78,11 @@ impl StoreSettings {
             database_url,
             ..Self::in_dir(&state_dir)
         })
+    }
+
+    /// The variable that names a PostgreSQL database for `app`: `<APP>_DATABASE_URL`.
+    pub fn database_url_var(app: &AppName) -> String {
+        app.var(DATABASE_URL_VAR_SUFFIX)
     }
 
     /// These settings with the configuration, credentials and audit trail in a PostgreSQL

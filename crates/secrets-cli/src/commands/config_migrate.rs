@@ -12,7 +12,7 @@ pub(crate) fn run(
     to: Option<&str>,
     json: bool,
 ) -> Result<u8, Failure> {
-    let url_var = app.var("DATABASE_URL");
+    let url_var = StoreSettings::database_url_var(app);
     let target_url = match to {
         Some(url) => DatabaseUrl::parse(url)?,
         None => settings.database_url.clone().ok_or_else(|| {
