@@ -228,6 +228,34 @@ pub(crate) const BOUNDARIES: &[Boundary] = &[
         reason: "the default facade (env, file) compiles no SQLite; that is feature `config`",
     },
     Boundary {
+        package: "secrets",
+        args: &[
+            "--no-default-features",
+            "--features",
+            "env,file,cache,crypto,config,test-util",
+            "-e",
+            "normal",
+        ],
+        forbidden: &["tokio-postgres", "postgres-*", "deadpool*", "sqlx*"],
+        reason: "only feature `postgres` brings a PostgreSQL client; the embedded store is \
+                 SQLite",
+    },
+    Boundary {
+        package: "provider-config",
+        args: &["--features", "postgres", "-e", "normal"],
+        forbidden: &[
+            "openssl",
+            "openssl-sys",
+            "native-tls",
+            "postgres-native-tls",
+            "aws-lc-rs",
+            "aws-lc-sys",
+            "sqlx*",
+        ],
+        reason: "PostgreSQL over rustls with the ring provider: no OpenSSL, no second TLS \
+                 stack or crypto provider, no sqlx",
+    },
+    Boundary {
         package: "provider-config",
         args: &["-e", "normal"],
         forbidden: &["secrets", "secrets-*"],

@@ -10,6 +10,7 @@
 mod bench;
 mod checks;
 mod openbao;
+mod postgres;
 mod servers;
 mod tools;
 
@@ -33,8 +34,9 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
   bench  crypto: credential-crypto beside Python's cryptography; cache: ttl-cache beside
          moka, quick_cache, mini-moka and Mutex<lru>; aws: the AWS provider through the
          chain against moto; chain: SecretsManager beside a bare ttl-cache get; vault: the
-         Vault provider through the chain against OpenBao; config: cached provider
-         configuration beside an uncached database read (target/bench/*.json)
+         Vault provider through the chain against OpenBao; config [--backend postgres]:
+         cached provider configuration beside an uncached database read, and on PostgreSQL
+         the cross-replica invalidation latency (target/bench/*.json)
   fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
          (cargo-fuzz, nightly); ci runs each for 10 s
 
@@ -51,6 +53,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "aws"],
     &["--no-default-features", "--features", "vault"],
     &["--no-default-features", "--features", "config"],
+    &["--no-default-features", "--features", "postgres"],
     &["--all-features"],
 ];
 
@@ -96,6 +99,14 @@ fn parse_args(args: &[&str]) -> Result<Task, UsageError> {
         ["ci", rest @ ..] => no_more(Task::Ci, rest, USAGE),
         ["test", rest @ ..] => no_more(Task::Test, rest, USAGE),
         ["bench", "help" | "-h" | "--help"] => Ok(Task::Help(bench::USAGE)),
+        ["bench", "config", "--backend", backend, rest @ ..] => match *backend {
+            "sqlite" => no_more(Task::Bench(Bench::Config), rest, bench::USAGE),
+            "postgres" => no_more(Task::Bench(Bench::ConfigPostgres), rest, bench::USAGE),
+            other => Err(UsageError::new(
+                Some(format!("unknown backend `{other}` (sqlite or postgres)")),
+                bench::USAGE,
+            )),
+        },
         ["bench"] => Err(UsageError::new(None, bench::USAGE)),
         ["bench", name, rest @ ..] => match Bench::from_name(name) {
             Some(which) => no_more(Task::Bench(which), rest, bench::USAGE),
@@ -370,6 +381,14 @@ mod tests {
             parse_args(&["bench", "config"]),
             Ok(Task::Bench(Bench::Config))
         );
+        assert_eq!(
+            parse_args(&["bench", "config", "--backend", "postgres"]),
+            Ok(Task::Bench(Bench::ConfigPostgres))
+        );
+        assert_eq!(
+            parse_args(&["bench", "config", "--backend", "sqlite"]),
+            Ok(Task::Bench(Bench::Config))
+        );
         assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));
         for help in ["help", "-h", "--help"] {
@@ -391,5 +410,9 @@ mod tests {
         assert_eq!(usage_of(&["bench"]), Err(bench::USAGE));
         assert_eq!(usage_of(&["bench", "bogus"]), Err(bench::USAGE));
         assert_eq!(usage_of(&["bench", "cache", "extra"]), Err(bench::USAGE));
+        assert_eq!(
+            usage_of(&["bench", "config", "--backend", "mysql"]),
+            Err(bench::USAGE)
+        );
     }
 }

@@ -31,7 +31,8 @@ pub(crate) struct ServerSpec {
 }
 
 /// The servers the tests run against.
-pub(crate) const SERVERS: &[ServerSpec] = &[MOTO, crate::openbao::OPENBAO];
+pub(crate) const SERVERS: &[ServerSpec] =
+    &[MOTO, crate::openbao::OPENBAO, crate::postgres::POSTGRES];
 
 /// moto's Secrets Manager (its whole AWS mock, in memory) with dummy credentials. The tests
 /// read `SECRETS_TEST_AWS_ENDPOINT`; the SDK's own variables point any default-configured

@@ -169,6 +169,12 @@ impl ConfigCaches {
         &self.hardware_info
     }
 
+    /// Drops every entry of these caches; how many went. Loads in progress will not store
+    /// their results.
+    pub fn clear(&self) -> usize {
+        self.provider_config.clear() + self.user_permissions.clear() + self.hardware_info.clear()
+    }
+
     /// Drops everything these caches hold about `what` (in this process only); how many
     /// entries went.
     pub fn invalidate(&self, what: &Invalidation) -> usize {

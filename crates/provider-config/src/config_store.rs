@@ -2,7 +2,7 @@
 //! written in one transaction, invalidated and audited after every write.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,21 +10,24 @@ use credential_crypto::{CredentialCipher, KeyLoader, Secret};
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditEvent, AuditTrail, PROVIDER_CONFIGURED};
-use crate::backend::{Backend, unblock};
+use crate::backend::{Backend, Tables, unblock};
 use crate::caches::{
     CacheInvalidator, ConfigCaches, Invalidation, global_invalidator, provider_config_key,
 };
 use crate::hardware::{self, HARDWARE_INFO_KEY, HARDWARE_PROVIDER, HardwareInfo};
+use crate::rows::{Rows, TxError};
 use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
-use crate::sqlite::{SqliteDb, TxError, config_rows, schema};
 use crate::values::{
     CREDENTIAL_KEYS, CloudProviderConfig, CostLimit, WEBHOOK_SECRET, WebhookConfig, changed_keys,
     validate, validate_provider_name,
 };
-use crate::{Actor, StoreError, StoreSettings, Timestamp};
+use crate::{Actor, StoreError, StoreLocation, StoreSettings, Timestamp};
 
 struct StoreInner {
     backend: Backend,
+    /// Stops the PostgreSQL listener when the last clone of the store goes.
+    #[cfg(feature = "postgres")]
+    listener: Option<crate::postgres::Listener>,
     caches: Arc<ConfigCaches>,
     invalidator: Arc<dyn CacheInvalidator>,
     audit: Option<AuditTrail>,
@@ -79,10 +82,10 @@ impl fmt::Debug for ConfigStore {
     }
 }
 
-/// Builds a [`ConfigStore`] on an SQLite file.
+/// Builds a [`ConfigStore`] on an SQLite file or a PostgreSQL database.
 #[must_use]
 pub struct ConfigStoreBuilder {
-    path: PathBuf,
+    location: StoreLocation,
     caches: Option<Arc<ConfigCaches>>,
     invalidator: Option<Arc<dyn CacheInvalidator>>,
     audit: Option<AuditTrail>,
@@ -92,7 +95,7 @@ pub struct ConfigStoreBuilder {
 impl fmt::Debug for ConfigStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigStoreBuilder")
-            .field("path", &self.path)
+            .field("location", &self.location)
             .finish_non_exhaustive()
     }
 }
@@ -130,16 +133,25 @@ impl ConfigStoreBuilder {
         self
     }
 
-    /// Opens (creating when missing) the database and brings its schema up to date.
+    /// Opens (creating when missing) the database and brings its schema up to date. On
+    /// PostgreSQL, also starts the store's listener: a dedicated connection that drops the
+    /// entries of this store's caches that other processes' writes made stale.
     pub fn open(self) -> Result<ConfigStore, StoreError> {
-        let db = SqliteDb::open(&self.path, &schema::JOBS_DB)?;
+        let backend = Backend::open(&self.location, Tables::Jobs)?;
         let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self
             .invalidator
             .unwrap_or_else(|| Arc::clone(&caches) as Arc<dyn CacheInvalidator>);
+        #[cfg(feature = "postgres")]
+        let listener = match &backend {
+            Backend::Postgres(db) => Some(db.listen(Arc::clone(&caches))?),
+            Backend::Sqlite(_) => None,
+        };
         Ok(ConfigStore {
             inner: Arc::new(StoreInner {
-                backend: Backend::Sqlite(Arc::new(db)),
+                backend,
+                #[cfg(feature = "postgres")]
+                listener,
                 caches,
                 invalidator,
                 audit: self.audit,
@@ -177,22 +189,47 @@ struct Change {
 }
 
 impl ConfigStore {
-    /// The application's store: `<state>/cloud/jobs.db` with the global caches and
-    /// invalidator, the audit trail `<state>/audit.db`, and the application's credential key
-    /// (loaded on first use).
+    /// The application's store: `<state>/cloud/jobs.db` (or the PostgreSQL database of
+    /// `<APP>_DATABASE_URL`) with the global caches and invalidator, the audit trail
+    /// `<state>/audit.db` (or that database), and the application's credential key (loaded
+    /// on first use).
+    ///
+    /// On PostgreSQL, every write also notifies the other replicas in its transaction, and
+    /// the store's [`broadcaster`](Self::broadcaster) becomes the global invalidator
+    /// ([`set_global_invalidator`](crate::caches::set_global_invalidator)), so that the
+    /// global invalidation functions reach every replica too.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        Self::builder(&settings.jobs_db)
+        let location = settings.jobs_location();
+        let shared = matches!(location, StoreLocation::Postgres(_));
+        // On PostgreSQL, the write's own NOTIFY tells the other replicas; after the commit
+        // only this process's caches need the word.
+        let invalidator = if shared {
+            Arc::clone(ConfigCaches::global()) as Arc<dyn CacheInvalidator>
+        } else {
+            global_invalidator()
+        };
+        let store = Self::builder_at(location)
             .caches(Arc::clone(ConfigCaches::global()))
-            .invalidator(global_invalidator())
+            .invalidator(invalidator)
             .audit(AuditTrail::open(settings)?)
             .key_loader(KeyLoader::new(&settings.app))
-            .open()
+            .open()?;
+        if shared {
+            crate::caches::set_global_invalidator(store.broadcaster());
+        }
+        Ok(store)
     }
 
     /// A builder for a store on an SQLite file.
     pub fn builder(path: impl AsRef<Path>) -> ConfigStoreBuilder {
+        Self::builder_at(StoreLocation::Sqlite(path.as_ref().to_owned()))
+    }
+
+    /// A builder for a store at `location`: an SQLite file, or a PostgreSQL database
+    /// (feature `postgres`) shared by several processes.
+    pub fn builder_at(location: impl Into<StoreLocation>) -> ConfigStoreBuilder {
         ConfigStoreBuilder {
-            path: path.as_ref().to_owned(),
+            location: location.into(),
             caches: None,
             invalidator: None,
             audit: None,
@@ -218,8 +255,45 @@ impl ConfigStore {
         self.inner.database_reads.load(Ordering::Relaxed)
     }
 
+    /// Whether the caches may be used: always on SQLite; on PostgreSQL while the listener
+    /// listens (otherwise another process's write could go unnoticed).
+    #[inline]
+    fn caching(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if let Some(listener) = &self.inner.listener {
+            return listener.is_listening();
+        }
+        true
+    }
+
+    /// The state of this store's invalidation listener (PostgreSQL only; `None` on SQLite).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn listener_status(&self) -> Option<crate::ListenerStatus> {
+        self.inner.listener.as_ref().map(|l| l.status())
+    }
+
+    /// An invalidator that drops entries of this store's caches and, on PostgreSQL, tells
+    /// every other process sharing the database (a `NOTIFY` of its own, outside any write).
+    /// For changes this crate does not write, such as a user's permissions:
+    /// [`ConfigStore::open`] installs it as the global invalidator, so that
+    /// [`invalidate_user_cache`](crate::invalidate_user_cache) reaches every replica.
+    pub fn broadcaster(&self) -> Arc<dyn CacheInvalidator> {
+        match &self.inner.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => Arc::new(crate::postgres::Broadcaster::new(
+                Arc::clone(db),
+                Arc::clone(&self.inner.caches),
+            )),
+            Backend::Sqlite(_) => Arc::clone(&self.inner.caches) as Arc<dyn CacheInvalidator>,
+        }
+    }
+
     /// A provider's configuration (`{}` when there is none), through the cache.
     pub fn get(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
+        if !self.caching() {
+            return self.load(provider);
+        }
         let cache = self.inner.caches.provider_config();
         // The hit path builds its key in a per-thread buffer: no allocation per read.
         if let Some(hit) = with_config_key(provider, |key| cache.get(key)) {
@@ -232,6 +306,9 @@ impl ConfigStore {
     pub async fn get_async(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
         let store = self.clone();
         let owned = provider.to_owned();
+        if !self.caching() {
+            return unblock(move || store.load(&owned)).await;
+        }
         self.inner
             .caches
             .provider_config()
@@ -248,10 +325,12 @@ impl ConfigStore {
 
     fn load(&self, provider: &str) -> Result<CloudProviderConfig, StoreError> {
         self.inner.database_reads.fetch_add(1, Ordering::Relaxed);
-        let Backend::Sqlite(db) = &self.inner.backend;
-        let stored = db.read("reading a provider configuration", |conn| {
-            config_rows::get(conn, provider)
-        })?;
+        let stored = self
+            .inner
+            .backend
+            .read("reading a provider configuration", |rows| {
+                rows.config_get(provider)
+            })?;
         match stored {
             None => Ok(CloudProviderConfig::default()),
             Some(text) => CloudProviderConfig::from_stored(provider, &text),
@@ -260,8 +339,9 @@ impl ConfigStore {
 
     /// Every provider with a configuration, sorted.
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db.read("listing providers", config_rows::list)
+        self.inner
+            .backend
+            .read("listing providers", |rows| rows.config_list())
     }
 
     /// [`list`](Self::list) without blocking the runtime.
@@ -275,9 +355,9 @@ impl ConfigStore {
     pub fn save(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &config)?;
-        let change = self.write("saving a provider configuration", |tx| {
+        let change = self.write("saving a provider configuration", provider, |tx| {
             // A row that is not valid JSON is replaced: saving is how it gets fixed.
-            let before = match config_rows::get_in(tx, provider)? {
+            let before = match tx.config_get_for_update(provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
                     .map(CloudProviderConfig::into_map)
                     .unwrap_or_default(),
@@ -285,8 +365,7 @@ impl ConfigStore {
             };
             let mut after = config;
             self.seal(provider, &before, &mut after)?;
-            config_rows::put(
-                tx,
+            tx.config_put(
                 provider,
                 &Value::Object(after.clone()).to_string(),
                 &Timestamp::now().to_string(),
@@ -320,8 +399,8 @@ impl ConfigStore {
         validate_provider_name(provider)?;
         validate(provider, &updates)?;
         let mut stored = None;
-        let change = self.write("updating a provider configuration", |tx| {
-            let before = match config_rows::get_in(tx, provider)? {
+        let change = self.write("updating a provider configuration", provider, |tx| {
+            let before = match tx.config_get_for_update(provider)? {
                 // Unlike the original, a broken row is not silently replaced by the update.
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
                 None => Map::new(),
@@ -330,8 +409,7 @@ impl ConfigStore {
             self.seal(provider, &before, &mut sealed)?;
             let mut after = before.clone();
             after.extend(sealed);
-            config_rows::put(
-                tx,
+            tx.config_put(
                 provider,
                 &Value::Object(after.clone()).to_string(),
                 &Timestamp::now().to_string(),
@@ -360,14 +438,14 @@ impl ConfigStore {
     /// Deletes a provider's configuration; whether there was one.
     pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
         let mut deleted = false;
-        let change = self.write("deleting a provider configuration", |tx| {
-            let before = match config_rows::get_in(tx, provider)? {
+        let change = self.write("deleting a provider configuration", provider, |tx| {
+            let before = match tx.config_get_for_update(provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
                     .map(CloudProviderConfig::into_map)
                     .unwrap_or_default(),
                 None => return Ok(None),
             };
-            deleted = config_rows::delete(tx, provider)?;
+            deleted = tx.config_delete(provider)?;
             Ok(Some(Change {
                 operation: "delete",
                 changed_keys: changed_keys(&before, &Map::new()),
@@ -385,13 +463,19 @@ impl ConfigStore {
         unblock(move || store.delete(&provider)).await
     }
 
+    /// A write transaction about `provider`'s row, which tells the other processes sharing
+    /// the database (PostgreSQL) what changed when it commits.
     fn write<T>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
+        provider: &str,
+        f: impl FnOnce(&dyn Rows) -> Result<T, TxError>,
     ) -> Result<T, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db.write(operation, f)
+        self.inner.backend.write(operation, |tx| {
+            let value = f(tx)?;
+            tx.notify(&Invalidation::Provider(provider.to_owned()))?;
+            Ok(value)
+        })
     }
 
     /// Encrypts the credential keys of `after` whose values are new (not those carried over
@@ -526,6 +610,9 @@ impl ConfigStore {
     /// The hardware pricing (the `replicate` configuration's `hardware_info` when it is a
     /// non-empty object, else the defaults), through the store's hardware cache.
     pub fn hardware_pricing(&self) -> Result<HardwareInfo, StoreError> {
+        if !self.caching() {
+            return hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?);
+        }
         self.inner
             .caches
             .hardware_info()
@@ -535,6 +622,9 @@ impl ConfigStore {
     /// [`hardware_pricing`](Self::hardware_pricing) without blocking the runtime;
     /// concurrent callers load once.
     pub async fn hardware_pricing_async(&self) -> Result<HardwareInfo, StoreError> {
+        if !self.caching() {
+            return hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?);
+        }
         self.inner
             .caches
             .hardware_info()

@@ -13,15 +13,12 @@ use serde_json::{Map, Value};
 use crate::audit::{
     AuditEvent, AuditTrail, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED,
 };
-use crate::backend::{Backend, unblock};
+use crate::backend::{Backend, Tables, unblock};
 use crate::caches::{CacheInvalidator, Invalidation, global_invalidator};
+use crate::rows::TxError;
 use crate::sealing::{Stored, classify, looks_encrypted, open_credential};
-use crate::sqlite::{SqliteDb, TxError, config_rows, credential_rows, schema, write_on};
 use crate::values::{CREDENTIAL_KEYS, validate_provider_name};
-use crate::{Actor, StoreError, StoreSettings, Timestamp};
-
-/// SQLite's extended result code for a violated foreign key.
-const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+use crate::{Actor, StoreError, StoreLocation, StoreSettings, Timestamp};
 
 /// A stored credential, without its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,8 +60,9 @@ pub struct MaintenanceReport {
     pub config_secrets_rotated: u64,
     /// Configuration rows that are not valid JSON and so were not examined.
     pub unreadable_config_rows: Vec<String>,
-    /// Whether the database files were rewritten and the write-ahead log emptied, so that
-    /// no old copy of a value remains in them.
+    /// Whether the database files were rewritten so that no old copy of a value remains in
+    /// them (SQLite: `VACUUM` and an emptied write-ahead log; PostgreSQL: `VACUUM FULL` of
+    /// both tables; see the guide for what a server keeps elsewhere).
     pub scrubbed: bool,
 }
 
@@ -112,12 +110,13 @@ impl fmt::Debug for CredentialStore {
 }
 
 impl CredentialStore {
-    /// The application's store: `<state>/cloud/jobs.db`, audited in `<state>/audit.db`,
-    /// invalidating the global caches when a configuration credential changes.
+    /// The application's store: `<state>/cloud/jobs.db` (or the PostgreSQL database of
+    /// `<APP>_DATABASE_URL`), audited in `<state>/audit.db` (or that database), invalidating
+    /// the global caches when a configuration credential changes.
     pub fn open(settings: &StoreSettings, cipher: CredentialCipher) -> Result<Self, StoreError> {
         let audit = AuditTrail::open(settings)?;
         Self::build(
-            &settings.jobs_db,
+            &settings.jobs_location(),
             cipher,
             Some(audit),
             Some(global_invalidator()),
@@ -130,19 +129,28 @@ impl CredentialStore {
         cipher: CredentialCipher,
         audit: Option<AuditTrail>,
     ) -> Result<Self, StoreError> {
-        Self::build(path, cipher, audit, None)
+        Self::build(&StoreLocation::Sqlite(path.to_owned()), cipher, audit, None)
+    }
+
+    /// A store at `location` (an SQLite file or a PostgreSQL database), optionally audited.
+    pub fn open_at(
+        location: &StoreLocation,
+        cipher: CredentialCipher,
+        audit: Option<AuditTrail>,
+    ) -> Result<Self, StoreError> {
+        Self::build(location, cipher, audit, None)
     }
 
     fn build(
-        path: &Path,
+        location: &StoreLocation,
         cipher: CredentialCipher,
         audit: Option<AuditTrail>,
         invalidator: Option<Arc<dyn CacheInvalidator>>,
     ) -> Result<Self, StoreError> {
-        let db = SqliteDb::open(path, &schema::JOBS_DB)?;
+        let backend = Backend::open(location, Tables::Jobs)?;
         Ok(Self {
             inner: Arc::new(CredInner {
-                backend: Backend::Sqlite(Arc::new(db)),
+                backend,
                 cipher: Arc::new(cipher),
                 audit,
                 invalidator,
@@ -159,9 +167,8 @@ impl CredentialStore {
         }
     }
 
-    fn db(&self) -> &Arc<SqliteDb> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db
+    fn db(&self) -> &Backend {
+        &self.inner.backend
     }
 
     fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
@@ -189,7 +196,7 @@ impl CredentialStore {
         let (id, replaced) = self
             .db()
             .write("storing a credential", |tx| {
-                credential_rows::upsert(tx, user_id, provider, name, &stored, &now)
+                tx.credential_upsert(user_id, provider, name, &stored, &now)
             })
             .map_err(|e| foreign_key_to_unknown_user(e, user_id))?;
         self.audit(
@@ -229,7 +236,7 @@ impl CredentialStore {
         name: &str,
     ) -> Result<Option<Secret>, StoreError> {
         let row = self.db().read("reading a credential", |conn| {
-            credential_rows::get(conn, user_id, provider, name)
+            conn.credential_get(user_id, provider, name)
         })?;
         let Some((id, stored)) = row else {
             return Ok(None);
@@ -257,7 +264,7 @@ impl CredentialStore {
     pub fn mark_used(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
         let now = Timestamp::now().to_string();
         self.db().write("marking a credential used", |tx| {
-            credential_rows::mark_used(tx, user_id, provider, name, &now)
+            tx.credential_mark_used(user_id, provider, name, &now)
         })
     }
 
@@ -268,7 +275,7 @@ impl CredentialStore {
         provider: Option<&str>,
     ) -> Result<Vec<CredentialInfo>, StoreError> {
         self.db().read("listing credentials", |conn| {
-            credential_rows::list_for_user(conn, user_id, provider, &looks_encrypted)
+            conn.credential_list_for_user(user_id, provider, &looks_encrypted)
         })
     }
 
@@ -285,7 +292,7 @@ impl CredentialStore {
     /// Deletes a credential; whether there was one.
     pub fn delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
         let deleted = self.db().write("deleting a credential", |tx| {
-            credential_rows::delete(tx, user_id, provider, name)
+            tx.credential_delete(user_id, provider, name)
         })?;
         if deleted {
             self.audit(credential_deleted(user_id, provider, name, "deleted"))?;
@@ -308,7 +315,7 @@ impl CredentialStore {
     pub fn deactivate(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
         let now = Timestamp::now().to_string();
         let changed = self.db().write("deactivating a credential", |tx| {
-            credential_rows::deactivate(tx, user_id, provider, name, &now)
+            tx.credential_deactivate(user_id, provider, name, &now)
         })?;
         if changed {
             self.audit(credential_deleted(user_id, provider, name, "deactivated"))?;
@@ -369,56 +376,49 @@ impl CredentialStore {
     }
 
     fn reseal(&self, rotate: bool) -> Result<MaintenanceReport, StoreError> {
-        let db = self.db();
         let cipher = &self.inner.cipher;
         let operation = if rotate {
             "re-encrypting credentials under the current key"
         } else {
             "encrypting plaintext credentials"
         };
-        // A connection of its own: secure_delete zeroes what the updates free, and VACUUM
-        // must not share a connection with pooled statements.
-        let mut conn = db.connect()?;
-        conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;")
-            .map_err(|e| StoreError::database(db.path(), "enabling secure_delete", e))?;
         let mut changed_providers = Vec::new();
-        let mut report = write_on(&mut conn, |tx| {
+        let (mut report, scrubbed) = self.db().rewrite_scrubbing(operation, |tx| {
             let mut report = MaintenanceReport::default();
-            for (id, stored) in credential_rows::all_values(tx)? {
+            for (id, stored) in tx.credential_all_for_update()? {
                 let crypto = |source| StoreError::Crypto {
                     context: format!("credential row {id}"),
                     source,
                 };
                 match classify(cipher, &stored).map_err(crypto)? {
                     Stored::Plaintext => {
-                        credential_rows::set_value(tx, id, &cipher.encrypt(&stored))?;
+                        tx.credential_set_value(id, &cipher.encrypt(&stored))?;
                         report.credentials_encrypted += 1;
                     }
                     Stored::Encrypted {
                         plaintext,
                         needs_rotation: true,
                     } if rotate => {
-                        credential_rows::set_value(tx, id, &cipher.encrypt(plaintext.expose()))?;
+                        tx.credential_set_value(id, &cipher.encrypt(plaintext.expose()))?;
                         report.credentials_rotated += 1;
                     }
                     Stored::Encrypted { .. } => report.credentials_unchanged += 1,
                 }
             }
-            for (provider, text) in config_rows::all(tx)? {
+            for (provider, text) in tx.config_all_for_update()? {
                 let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(&text) else {
                     report.unreadable_config_rows.push(provider);
                     continue;
                 };
                 if reseal_config(cipher, &provider, &mut config, rotate, &mut report)? {
-                    config_rows::set_config(tx, &provider, &Value::Object(config).to_string())?;
+                    tx.config_set(&provider, &Value::Object(config).to_string())?;
+                    tx.notify(&Invalidation::Provider(provider.clone()))?;
                     changed_providers.push(provider);
                 }
             }
             Ok(report)
-        })
-        .map_err(|e| db.error(operation, e))?;
-        report.scrubbed = scrub(&conn, db.path())?;
-        drop(conn);
+        })?;
+        report.scrubbed = scrubbed;
         if let Some(invalidator) = &self.inner.invalidator {
             for provider in &changed_providers {
                 invalidator.invalidate(&Invalidation::Provider(provider.clone()));
@@ -497,27 +497,10 @@ fn reseal_config(
     Ok(changed)
 }
 
-/// Rewrites the database without free pages and empties the write-ahead log. `false` when
-/// another process kept the log in use.
-fn scrub(conn: &rusqlite::Connection, path: &Path) -> Result<bool, StoreError> {
-    conn.execute_batch("VACUUM")
-        .map_err(|e| StoreError::database(path, "rewriting the database (VACUUM)", e))?;
-    let busy: i64 = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
-        .map_err(|e| StoreError::database(path, "emptying the write-ahead log", e))?;
-    if busy != 0 {
-        tracing::warn!(
-            path = %path.display(),
-            "the write-ahead log could not be emptied: another process is using the database"
-        );
-    }
-    Ok(busy == 0)
-}
-
 fn foreign_key_to_unknown_user(e: StoreError, user_id: i64) -> StoreError {
     match &e {
-        StoreError::Database { source, .. }
-            if source.0.sqlite_extended_error_code() == Some(SQLITE_CONSTRAINT_FOREIGNKEY) =>
+        StoreError::Database { source, .. } | StoreError::Server { source, .. }
+            if source.is_foreign_key_violation() =>
         {
             StoreError::UnknownUser { user_id }
         }

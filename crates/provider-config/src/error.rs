@@ -8,19 +8,36 @@ use credential_crypto::CryptoError;
 use private_fs::LocateError;
 
 /// An error of the database engine. Its message comes from the engine and names tables,
-/// columns and constraints, never bound values.
+/// columns and constraints, never bound values (a PostgreSQL server's `DETAIL`, which can
+/// quote a row, is left out).
 #[derive(Debug)]
-pub struct DatabaseError(pub(crate) rusqlite::Error);
+pub struct DatabaseError(pub(crate) Engine);
+
+/// The engine behind a [`DatabaseError`].
+#[derive(Debug)]
+pub(crate) enum Engine {
+    Sqlite(rusqlite::Error),
+    #[cfg(feature = "postgres")]
+    Postgres(crate::postgres::PgError),
+}
 
 impl fmt::Display for DatabaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match &self.0 {
+            Engine::Sqlite(e) => fmt::Display::fmt(e, f),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => fmt::Display::fmt(e, f),
+        }
     }
 }
 
 impl std::error::Error for DatabaseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        match &self.0 {
+            Engine::Sqlite(e) => e.source(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.source(),
+        }
     }
 }
 
@@ -28,10 +45,70 @@ impl DatabaseError {
     /// Whether the database was locked by another connection for longer than the busy
     /// timeout.
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self.0.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        match &self.0 {
+            Engine::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.is_lock_timeout(),
+        }
+    }
+
+    /// Whether trying again later may succeed: the database was busy, or the server could
+    /// not be reached, went away, restarted or timed out.
+    pub fn is_transient(&self) -> bool {
+        match &self.0 {
+            Engine::Sqlite(_) => self.is_busy(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.is_transient(),
+        }
+    }
+
+    /// Whether a foreign key was violated (a credential of a user the `users` table lacks).
+    pub(crate) fn is_foreign_key_violation(&self) -> bool {
+        /// SQLite's extended result code for a violated foreign key.
+        const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+        match &self.0 {
+            Engine::Sqlite(e) => {
+                e.sqlite_extended_error_code() == Some(SQLITE_CONSTRAINT_FOREIGNKEY)
+            }
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.is_foreign_key_violation(),
+        }
+    }
+}
+
+/// Where an engine error happened, for its [`StoreError`].
+pub(crate) enum Place<'a> {
+    /// An SQLite file.
+    File(&'a std::path::Path),
+    /// A database server, shown without its password.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Server(&'a str),
+}
+
+impl crate::rows::TxError {
+    /// The store error: the store's own, or the engine's in context.
+    pub(crate) fn in_database(self, place: Place<'_>, operation: &'static str) -> StoreError {
+        let source = match self {
+            Self::Store(e) => return e,
+            Self::Sqlite(e) => DatabaseError(Engine::Sqlite(e)),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(e) => DatabaseError(Engine::Postgres(e)),
+        };
+        match place {
+            Place::File(path) => StoreError::Database {
+                path: path.to_owned(),
+                operation,
+                source,
+            },
+            Place::Server(server) => StoreError::Server {
+                server: server.to_owned(),
+                operation,
+                source,
+            },
+        }
     }
 }
 
@@ -65,15 +142,54 @@ pub enum StoreError {
         #[source]
         source: DatabaseError,
     },
+    /// The database server failed, could not be reached, or went away.
+    /// [`is_transient`](StoreError::is_transient) tells whether trying again may help.
+    #[error("database server {server}: {operation}: {source}")]
+    Server {
+        /// The server and database (`host:port/dbname`, never the password).
+        server: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The server's or the connection's error.
+        #[source]
+        source: DatabaseError,
+    },
+    /// The configured database needs a backend this build does not have.
+    #[error(
+        "{setting} names a {backend} database, but this build has no `{feature}` feature; rebuild with it (or unset {setting} to use the embedded SQLite store)"
+    )]
+    BackendNotCompiled {
+        /// The variable or setting that chose the database.
+        setting: String,
+        /// The backend (`PostgreSQL`).
+        backend: &'static str,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
+    /// A database URL that cannot be used.
+    #[error("{setting}: {problem}")]
+    InvalidDatabaseUrl {
+        /// The variable or setting it came from.
+        setting: String,
+        /// What is wrong (never the password).
+        problem: String,
+    },
+    /// Copying a store to another was refused (the target holds other data, or a row cannot
+    /// be copied exactly); nothing was written.
+    #[error("copying the store was refused: {problem}")]
+    CopyRefused {
+        /// What is wrong.
+        problem: String,
+    },
     /// The database was written by a newer version of this library.
     #[error(
         "database {}: schema version {found} is newer than this build understands ({supported}); upgrade before using it",
         .path.display()
     )]
     SchemaTooNew {
-        /// The database file.
+        /// The database file (or server).
         path: PathBuf,
-        /// Its `PRAGMA user_version`.
+        /// Its schema version (`PRAGMA user_version`, or the `schema_version` table).
         found: i64,
         /// The newest version this build knows.
         supported: i64,
@@ -176,7 +292,7 @@ impl StoreError {
         Self::Database {
             path: path.into(),
             operation,
-            source: DatabaseError(source),
+            source: DatabaseError(Engine::Sqlite(source)),
         }
     }
 
@@ -197,11 +313,26 @@ impl StoreError {
         }
     }
 
+    /// Whether trying again later may succeed: the database was busy, or its server could
+    /// not be reached, went away, restarted or timed out. Nothing was changed by the failed
+    /// operation (its transaction was rolled back), unless the error is
+    /// [`AuditAfterCommit`](StoreError::AuditAfterCommit).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database { source, .. } | Self::Server { source, .. } => source.is_transient(),
+            Self::AuditAfterCommit(inner) => inner.is_transient(),
+            _ => false,
+        }
+    }
+
     /// Whether the input was at fault (an invalid value, name or JSON given by the caller).
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::InvalidValue { .. } | Self::InvalidProviderName { .. } | Self::UnknownUser { .. }
+            Self::InvalidValue { .. }
+                | Self::InvalidProviderName { .. }
+                | Self::UnknownUser { .. }
+                | Self::InvalidDatabaseUrl { .. }
         )
     }
 }

@@ -17,6 +17,11 @@
 //!   permissions 60 s / 500 entries) and [`CacheInvalidator`], the seam for cross-process
 //!   invalidation.
 //! - [`hardware`]: hardware pricing, cached 300 s, with the documented defaults.
+//! - Feature `postgres`: every store on a PostgreSQL database shared by several server
+//!   replicas ([`StoreLocation::Postgres`], `<APP>_DATABASE_URL`), the same API: writes
+//!   notify the other replicas in their transaction (`NOTIFY`), each [`ConfigStore`] listens
+//!   on a dedicated connection and drops stale entries through [`CacheInvalidator`], and all
+//!   replicas append to one audit chain. [`copy_store`] migrates the SQLite store.
 //!
 //! The files: the state directory is `<APP>_STATE_DIR` > `<APP>_CONFIG_DIR` > the original's
 //! candidates ([`StoreSettings`]); databases are created 0600 (with their write-ahead log and
@@ -53,9 +58,14 @@ mod audit;
 mod backend;
 pub mod caches;
 mod config_store;
+mod copy;
 mod credentials;
 mod error;
 pub mod hardware;
+mod location;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rows;
 mod sealing;
 mod settings;
 mod sqlite;
@@ -71,10 +81,15 @@ pub use caches::{
     CacheInvalidator, ConfigCaches, Invalidation, invalidate_provider_cache, invalidate_user_cache,
 };
 pub use config_store::{ConfigStore, ConfigStoreBuilder};
+pub use copy::{CopyReport, copy_store};
 pub use credential_crypto::{AppName, Secret};
 pub use credentials::{CredentialInfo, CredentialStore, MaintenanceReport};
 pub use error::{DatabaseError, StoreError};
 pub use hardware::{HardwareInfo, HardwareOption};
+pub use location::{DatabaseUrl, StoreLocation};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::ListenerStatus;
 pub use sealing::looks_encrypted;
 pub use settings::StoreSettings;
 pub use time::{InvalidTimestamp, Timestamp};

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 use private_fs::AppName;
 
-use crate::StoreError;
 use crate::audit::AuditKey;
+use crate::{DatabaseUrl, StoreError, StoreLocation};
 
+/// The suffix of the variable naming a PostgreSQL database to use instead of the SQLite
+/// files: `<APP>_DATABASE_URL`.
+pub(crate) const DATABASE_URL_VAR_SUFFIX: &str = "DATABASE_URL";
 /// The suffix of the variable holding the audit signing key: `<APP>_AUDIT_KEY`.
 pub(crate) const AUDIT_KEY_VAR_SUFFIX: &str = "AUDIT_KEY";
 /// The configuration database under the state directory.
@@ -18,7 +21,10 @@ pub(crate) const AUDIT_DB: &str = "audit.db";
 /// The audit signing key file under the state directory.
 pub(crate) const AUDIT_KEY_FILE: &str = "audit.key";
 
-/// Where the configuration database, the audit trail and its key live.
+/// Where the configuration database, the audit trail and its key live: the SQLite files
+/// under the state directory, or, when `<APP>_DATABASE_URL` is set (or
+/// [`with_database_url`](Self::with_database_url) was called), one PostgreSQL database for
+/// both (feature `postgres`), shared by several server replicas.
 ///
 /// ```
 /// use std::ffi::OsString;
@@ -44,6 +50,9 @@ pub struct StoreSettings {
     pub audit_key_file: PathBuf,
     /// The key from `<APP>_AUDIT_KEY`, if set and non-empty.
     pub audit_key_from_env: Option<AuditKey>,
+    /// The PostgreSQL database from `<APP>_DATABASE_URL` (if set and non-empty) or given
+    /// explicitly; `None` for the SQLite files.
+    pub database_url: Option<DatabaseUrl>,
 }
 
 impl StoreSettings {
@@ -58,11 +67,46 @@ impl StoreSettings {
             .map_err(StoreError::Locate)?
             .map(|text| AuditKey::from_env(&var, text))
             .transpose()?;
+        let url_var = Self::database_url_var(app);
+        let database_url = private_fs::read_var(lookup, &url_var)
+            .map_err(StoreError::Locate)?
+            .map(|text| DatabaseUrl::parse_from(&url_var, &text))
+            .transpose()?;
         Ok(Self {
             app: app.clone(),
             audit_key_from_env,
+            database_url,
             ..Self::in_dir(&state_dir)
         })
+    }
+
+    /// The variable that names a PostgreSQL database for `app`: `<APP>_DATABASE_URL`.
+    pub fn database_url_var(app: &AppName) -> String {
+        app.var(DATABASE_URL_VAR_SUFFIX)
+    }
+
+    /// These settings with the configuration, credentials and audit trail in a PostgreSQL
+    /// database instead of the SQLite files (the explicit form of `<APP>_DATABASE_URL`).
+    pub fn with_database_url(mut self, url: DatabaseUrl) -> Self {
+        self.database_url = Some(url);
+        self
+    }
+
+    /// Where the configuration and credentials are: the PostgreSQL database, else
+    /// `<state>/cloud/jobs.db`.
+    pub fn jobs_location(&self) -> StoreLocation {
+        match &self.database_url {
+            Some(url) => StoreLocation::Postgres(url.clone()),
+            None => StoreLocation::Sqlite(self.jobs_db.clone()),
+        }
+    }
+
+    /// Where the audit trail is: the PostgreSQL database, else `<state>/audit.db`.
+    pub fn audit_location(&self) -> StoreLocation {
+        match &self.database_url {
+            Some(url) => StoreLocation::Postgres(url.clone()),
+            None => StoreLocation::Sqlite(self.audit_db.clone()),
+        }
     }
 
     /// The settings of the process environment for an application.
@@ -80,6 +124,7 @@ impl StoreSettings {
             audit_db: state_dir.join(AUDIT_DB),
             audit_key_file: state_dir.join(AUDIT_KEY_FILE),
             audit_key_from_env: None,
+            database_url: None,
         }
     }
 }

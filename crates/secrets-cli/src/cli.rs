@@ -246,6 +246,29 @@ pub(crate) enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the SQLite store (configuration, credentials, audit chain) to PostgreSQL
+    #[command(
+        long_about = "Copy the SQLite store under the state directory (<state>/cloud/jobs.db: \
+            every provider configuration and credential, as stored, so encrypted values stay \
+            the same ciphertext; <state>/audit.db: the audit chain with its ids, hashes and row \
+            MACs) to a PostgreSQL database, for several server replicas sharing one store.\n\n\
+            All or nothing, in one transaction. Rows the database already holds are left \
+            alone, so running it twice copies nothing the second time; a row that differs \
+            there (changed after an earlier copy) stops the copy with nothing written. The \
+            source chain is verified before the copy and the copied chain after it, with the \
+            audit key ($<APP>_AUDIT_KEY, else <state>/audit.key): every replica needs that \
+            same key. Exit 0 copied, 1 no SQLite store, 3 refused or failed, 4 key problem."
+    )]
+    Migrate {
+        /// The target: postgres://USER@HOST:PORT/DBNAME?sslmode=verify-full (default:
+        /// $<APP>_DATABASE_URL; prefer the variable when the URL holds a password:
+        /// arguments are visible to other users in the process list)
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `secrets audit ...`

@@ -12,6 +12,17 @@ pub(crate) fn settings(app: &AppName) -> Result<StoreSettings, Failure> {
     Ok(StoreSettings::from_env(app)?)
 }
 
+/// Whether the configuration store exists: always for a PostgreSQL database
+/// (`<APP>_DATABASE_URL`), else when `jobs.db` does (reading commands create nothing).
+pub(crate) fn store_exists(settings: &StoreSettings) -> bool {
+    settings.database_url.is_some() || settings.jobs_db.exists()
+}
+
+/// Whether the audit trail exists (as [`store_exists`]).
+pub(crate) fn audit_exists(settings: &StoreSettings) -> bool {
+    settings.database_url.is_some() || settings.audit_db.exists()
+}
+
 /// The author recorded in the audit trail: the operating-system user running the command
 /// (informational; whoever can run the command can set `USER`).
 pub(crate) fn actor() -> Actor {
@@ -25,7 +36,7 @@ pub(crate) fn actor() -> Actor {
 /// database yet.
 pub(crate) fn credential_store(app: &AppName) -> Result<Option<CredentialStore>, Failure> {
     let settings = settings(app)?;
-    if !settings.jobs_db.exists() {
+    if !store_exists(&settings) {
         eprintln!(
             "secrets: no database at {}: nothing to do",
             settings.jobs_db.display()

@@ -13,6 +13,7 @@
 //! | `cache` | no | [`cache`]: the concurrent TTL cache and its `#[cached]` macro |
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `config` | no | [`config`]: cloud-provider configuration store, encrypted credentials, audit trail |
+//! | `postgres` | no | `config` on a PostgreSQL database shared by several replicas (`<APP>_DATABASE_URL`), with cross-replica cache invalidation |
 //! | `test-util` | no | `reset_global()` |
 //!
 //! The default chain is environment > file > AWS > Vault (each as compiled in); the

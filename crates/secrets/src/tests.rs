@@ -1,13 +1,13 @@
 //! Facade wiring: configuration, chain building, the blocking API and the global manager.
 
-#[cfg(feature = "file")]
+#[cfg(any(feature = "file", feature = "config"))]
 use std::collections::HashMap;
-#[cfg(feature = "file")]
+#[cfg(any(feature = "file", feature = "config"))]
 use std::ffi::OsString;
 
 use crate::*;
 
-#[cfg(feature = "file")]
+#[cfg(any(feature = "file", feature = "config"))]
 fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {
     let vars: HashMap<String, OsString> = vars
         .iter()
@@ -366,4 +366,63 @@ fn the_config_feature_is_the_cloud_provider_store() {
     store.set_cost_limit("replicate", limit).unwrap();
     assert_eq!(store.cost_limit("replicate").unwrap(), limit);
     assert!(settings.jobs_db.ends_with("cloud/jobs.db"));
+}
+
+/// `<APP>_DATABASE_URL` picks the store; a PostgreSQL URL in a build without `postgres` is an
+/// error naming the variable and the feature, never a silent fallback to the SQLite files
+/// (replicas would each write their own).
+#[cfg(feature = "config")]
+#[test]
+fn the_database_url_variable_selects_the_store() {
+    use crate::config::{ConfigStore, StoreError, StoreLocation, StoreSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let url = "postgres://app:SENTINEL-pw@127.0.0.1:1/db?sslmode=disable";
+    let vars = lookup(&[
+        ("SIMPLETUNER_STATE_DIR", state),
+        ("SIMPLETUNER_DATABASE_URL", url),
+        ("SIMPLETUNER_AUDIT_KEY", "a test audit key"),
+    ]);
+    let settings = StoreSettings::from_lookup(&AppName::default(), &vars).unwrap();
+    assert!(matches!(
+        settings.jobs_location(),
+        StoreLocation::Postgres(_)
+    ));
+    assert!(!format!("{settings:?}").contains("SENTINEL"));
+    let e = ConfigStore::open(&settings).unwrap_err();
+    assert!(!e.to_string().contains("SENTINEL"), "{e}");
+    #[cfg(not(feature = "postgres"))]
+    {
+        assert!(matches!(e, StoreError::BackendNotCompiled { .. }), "{e}");
+        assert!(
+            e.to_string().contains("SIMPLETUNER_DATABASE_URL")
+                && e.to_string().contains("`postgres`"),
+            "{e}"
+        );
+        assert!(
+            !settings.jobs_db.exists(),
+            "no SQLite file was created instead"
+        );
+    }
+    #[cfg(feature = "postgres")]
+    assert!(e.is_transient(), "nobody listens on port 1: {e}");
+    // Unset (or empty), the SQLite files; another scheme is refused naming the variable.
+    let empty = lookup(&[
+        ("SIMPLETUNER_STATE_DIR", state),
+        ("SIMPLETUNER_DATABASE_URL", ""),
+    ]);
+    let settings = StoreSettings::from_lookup(&AppName::default(), &empty).unwrap();
+    assert_eq!(
+        settings.jobs_location(),
+        StoreLocation::Sqlite(settings.jobs_db.clone())
+    );
+    let mysql = lookup(&[("SIMPLETUNER_DATABASE_URL", "mysql://u:SENTINEL@h/x")]);
+    let e = StoreSettings::from_lookup(&AppName::default(), &mysql).unwrap_err();
+    assert!(matches!(e, StoreError::InvalidDatabaseUrl { .. }), "{e}");
+    assert!(
+        e.to_string().starts_with("SIMPLETUNER_DATABASE_URL: "),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("SENTINEL"));
 }

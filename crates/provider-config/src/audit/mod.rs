@@ -10,13 +10,14 @@
 //!   target. Rows written here carry an HMAC over every column (id included) in the side
 //!   table `audit_row_mac`, which the original never reads; their `details` say so
 //!   (`"_row_mac": 1`, covered by the chain hash), so removing a row MAC is detected too.
-//! - **Appending** reads the previous hash and inserts in one `BEGIN IMMEDIATE`
-//!   transaction, so concurrent writers (threads or processes) never fork the chain.
+//! - **Appending** reads the previous hash and inserts in one transaction that holds the
+//!   chain's lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock on the chain
+//!   head), so concurrent writers (threads, processes or replicas) never fork the chain.
 //! - **Cleanup** removes the oldest rows and appends a signed checkpoint row naming the
 //!   first kept row and the hash it links to, so the rest still verifies.
 
 mod key;
-mod verify;
+pub(crate) mod verify;
 
 use std::fmt;
 use std::path::Path;
@@ -30,10 +31,9 @@ use serde_json::{Map, Value as Json};
 pub use key::{AuditKey, AuditKeyOrigin};
 pub use verify::{BrokenLink, ChainReport, LinkError, Tampering};
 
-use crate::backend::{Backend, unblock};
-use crate::sqlite::audit_rows::{self, NewRow};
-use crate::sqlite::{SqliteDb, TxError, schema};
-use crate::{StoreError, StoreSettings, Timestamp};
+use crate::backend::{Backend, Tables, unblock};
+use crate::rows::{AuditRows, NewAuditRow, TxError};
+use crate::{StoreError, StoreLocation, StoreSettings, Timestamp};
 
 /// Event type of configuration changes.
 pub const PROVIDER_CONFIGURED: &str = "provider.configured";
@@ -225,12 +225,9 @@ pub(crate) struct RawRow {
     pub(crate) row_mac: Option<String>,
 }
 
-/// Rows in an existing audit database (0 when it has no audit table yet).
-fn count_rows(path: &Path) -> Result<i64, StoreError> {
-    let db = SqliteDb::open(path, &schema::AUDIT_DB)?;
-    db.read("counting audit rows", |conn| {
-        Ok(conn.query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))?)
-    })
+/// Rows in an audit database.
+fn count_rows(location: &StoreLocation) -> Result<i64, StoreError> {
+    Backend::open(location, Tables::Audit)?.read("counting audit rows", |rows| rows.audit_count())
 }
 
 /// Python's `str()` of a column value as `sqlite3` returns it: `None` for NULL.
@@ -428,31 +425,51 @@ impl AuditTrail {
     /// The trail of `settings` (`<state>/audit.db`) with its key. A key is generated only
     /// for a trail without rows: when the key of an existing chain is missing, a new one
     /// would sign a second chain that never verifies with the first, so that is an error.
+    ///
+    /// On PostgreSQL (`<APP>_DATABASE_URL`), the key must exist (the variable or the key
+    /// file): every replica appends to one chain, so they all need the same key, and a key
+    /// generated on one of them would be unknown to the others.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let location = settings.audit_location();
         if let Some(key) = AuditKey::load_existing(settings)? {
-            return Self::open_path(&settings.audit_db, key);
+            return Self::open_at(&location, key);
+        }
+        let var = settings.app.var(crate::settings::AUDIT_KEY_VAR_SUFFIX);
+        if let StoreLocation::Postgres(url) = &location {
+            return Err(StoreError::AuditKey {
+                source_name: settings.audit_key_file.display().to_string(),
+                problem: format!(
+                    "there is no audit key, and the audit trail is in the shared database {url}: set {var} (the same key on every replica) or install the key file; a key generated here would be unknown to the other replicas"
+                ),
+            });
         }
         if settings.audit_db.exists() {
-            let rows = count_rows(&settings.audit_db)?;
+            let rows = count_rows(&location)?;
             if rows > 0 {
                 return Err(StoreError::AuditKey {
                     source_name: settings.audit_key_file.display().to_string(),
                     problem: format!(
-                        "the key file is missing and the audit trail {} has {rows} rows signed with a key; restore the key file or set the audit key variable",
+                        "the key file is missing and the audit trail {} has {rows} rows signed with a key; restore the key file or set {var}",
                         settings.audit_db.display()
                     ),
                 });
             }
         }
-        Self::open_path(&settings.audit_db, AuditKey::load(settings)?)
+        Self::open_at(&location, AuditKey::load(settings)?)
     }
 
     /// The trail in an SQLite file, created when missing.
     pub fn open_path(path: &Path, key: AuditKey) -> Result<Self, StoreError> {
-        let db = SqliteDb::open(path, &schema::AUDIT_DB)?;
+        Self::open_at(&StoreLocation::Sqlite(path.to_owned()), key)
+    }
+
+    /// The trail at `location` (an SQLite file, or a PostgreSQL database shared by several
+    /// processes, which all append to one chain).
+    pub fn open_at(location: &StoreLocation, key: AuditKey) -> Result<Self, StoreError> {
+        let backend = Backend::open(location, Tables::Audit)?;
         Ok(Self {
             inner: Arc::new(TrailInner {
-                backend: Backend::Sqlite(Arc::new(db)),
+                backend,
                 chain_key: key.chain_key(),
                 row_key: key.row_key(),
                 origin: key.origin().clone(),
@@ -462,10 +479,12 @@ impl AuditTrail {
 
     /// Appends an event; the new row's id.
     pub fn append(&self, event: &AuditEvent) -> Result<i64, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db.write("appending to the audit trail", |tx| {
-            self.append_in(tx, event, None)
-        })
+        self.inner
+            .backend
+            .write("appending to the audit trail", |tx| {
+                tx.audit_lock_chain()?;
+                self.append_in(tx, event, None)
+            })
     }
 
     /// [`append`](Self::append) without blocking the runtime.
@@ -474,15 +493,16 @@ impl AuditTrail {
         unblock(move || trail.append(&event)).await
     }
 
+    /// Appends a row in `tx`, which holds the chain lock.
     fn append_in(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &dyn AuditRows,
         event: &AuditEvent,
         previous_hash: Option<String>,
     ) -> Result<i64, TxError> {
         let previous_hash = match previous_hash {
             Some(hash) => hash,
-            None => audit_rows::last_hash(tx)?,
+            None => tx.audit_last_hash()?,
         };
         let timestamp = Timestamp::now().to_string();
         let mut details = event.details.clone();
@@ -501,7 +521,7 @@ impl AuditTrail {
             &details,
             &previous_hash,
         );
-        let new = NewRow {
+        let new = NewAuditRow {
             timestamp: &timestamp,
             event_type: &event.event_type,
             actor_id: event.actor.id,
@@ -514,7 +534,7 @@ impl AuditTrail {
             previous_hash: &previous_hash,
             entry_hash: &hash,
         };
-        let id = audit_rows::insert(tx, &new)?;
+        let id = tx.audit_insert(&new)?;
         let text = |s: &str| Value::Text(s.to_owned());
         let opt = |s: Option<&str>| s.map_or(Value::Null, text);
         let stored = RawRow {
@@ -532,16 +552,16 @@ impl AuditTrail {
             entry_hash: text(&hash),
             row_mac: None,
         };
-        audit_rows::insert_mac(tx, id, &row_mac(&self.inner.row_key, &stored))?;
+        tx.audit_insert_mac(id, &row_mac(&self.inner.row_key, &stored))?;
         Ok(id)
     }
 
     /// Rows matching `filter`, newest first.
     pub fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        let rows = db.read("listing the audit trail", |conn| {
-            audit_rows::query(conn, filter)
-        })?;
+        let rows = self
+            .inner
+            .backend
+            .read("listing the audit trail", |rows| rows.audit_query(filter))?;
         Ok(rows.into_iter().map(RawRow::into_entry).collect())
     }
 
@@ -554,10 +574,11 @@ impl AuditTrail {
     /// Checks every row: its link to the previous row, its entry hash and, for rows written
     /// here, its row MAC. See [`ChainReport`].
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db.read("verifying the audit trail", |conn| {
-            verify::verify(conn, &self.inner.chain_key, &self.inner.row_key)
-        })
+        self.inner
+            .backend
+            .read_snapshot("verifying the audit trail", |rows| {
+                verify::verify(rows, &self.inner.chain_key, &self.inner.row_key)
+            })
     }
 
     /// [`verify`](Self::verify) without blocking the runtime.
@@ -582,41 +603,43 @@ impl AuditTrail {
     /// Removes the rows before the first one stamped at or after `cutoff`; see
     /// [`cleanup`](Self::cleanup).
     pub fn cleanup_before(&self, cutoff: Timestamp) -> Result<CleanupReport, StoreError> {
-        let Backend::Sqlite(db) = &self.inner.backend;
-        db.write("cleaning up the audit trail", |tx| {
-            let report = verify::verify(tx, &self.inner.chain_key, &self.inner.row_key)?;
-            if let Some(problem) = report.broken_links.first() {
-                return Err(TxError::Store(StoreError::BrokenChain {
-                    id: problem.id,
-                    problem: problem.message.clone(),
-                    operation: "cleaning up",
-                }));
-            }
-            let first_kept = audit_rows::first_id_since(tx, &cutoff.to_string())?;
-            let Some((last_removed, anchor)) = audit_rows::last_before(tx, first_kept)? else {
-                return Ok(CleanupReport {
-                    removed: 0,
-                    checkpoint_id: None,
-                });
-            };
-            // The checkpoint continues the chain from the newest row, which may be removed.
-            let previous_hash = audit_rows::last_hash(tx)?;
-            let removed = audit_rows::delete_through(tx, last_removed)?;
-            let event = AuditEvent::new(
-                CHECKPOINT,
-                format!("removed {removed} audit entries stamped before {cutoff}"),
-            )
-            .target("audit_log", last_removed.to_string())
-            .detail("removed", removed)
-            .detail("removed_through_id", last_removed)
-            .detail("first_kept_id", first_kept.map_or(Json::Null, Json::from))
-            .detail("anchor_hash", python_str(&anchor));
-            let checkpoint = self.append_in(tx, &event, Some(previous_hash))?;
-            Ok(CleanupReport {
-                removed,
-                checkpoint_id: Some(checkpoint),
+        self.inner
+            .backend
+            .write("cleaning up the audit trail", |tx| {
+                tx.audit_lock_chain()?;
+                let report = verify::verify(tx, &self.inner.chain_key, &self.inner.row_key)?;
+                if let Some(problem) = report.broken_links.first() {
+                    return Err(TxError::Store(StoreError::BrokenChain {
+                        id: problem.id,
+                        problem: problem.message.clone(),
+                        operation: "cleaning up",
+                    }));
+                }
+                let first_kept = tx.audit_first_id_since(&cutoff.to_string())?;
+                let Some((last_removed, anchor)) = tx.audit_last_before(first_kept)? else {
+                    return Ok(CleanupReport {
+                        removed: 0,
+                        checkpoint_id: None,
+                    });
+                };
+                // The checkpoint continues the chain from the newest row, which may be removed.
+                let previous_hash = tx.audit_last_hash()?;
+                let removed = tx.audit_delete_through(last_removed)?;
+                let event = AuditEvent::new(
+                    CHECKPOINT,
+                    format!("removed {removed} audit entries stamped before {cutoff}"),
+                )
+                .target("audit_log", last_removed.to_string())
+                .detail("removed", removed)
+                .detail("removed_through_id", last_removed)
+                .detail("first_kept_id", first_kept.map_or(Json::Null, Json::from))
+                .detail("anchor_hash", python_str(&anchor));
+                let checkpoint = self.append_in(tx, &event, Some(previous_hash))?;
+                Ok(CleanupReport {
+                    removed,
+                    checkpoint_id: Some(checkpoint),
+                })
             })
-        })
     }
 
     /// Where the signing key came from.

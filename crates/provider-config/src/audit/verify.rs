@@ -2,13 +2,11 @@
 //! explanation of the first thing that is wrong.
 
 use ring::hmac;
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::{CHECKPOINT, RawRow, constant_time_eq, python_str, row_mac};
-use crate::sqlite::TxError;
-use crate::sqlite::audit_rows;
+use crate::rows::{AuditRows, TxError};
 
 /// Link breaks explained with extra queries, at most (a wholly rewritten table would
 /// otherwise cost one scan per row).
@@ -146,7 +144,7 @@ fn vouches_for(
 
 /// Explains why `row` does not link to the row before it (`previous`, if any).
 fn explain_link(
-    conn: &Connection,
+    rows: &dyn AuditRows,
     row: &RawRow,
     previous: Option<i64>,
     explain: bool,
@@ -167,7 +165,8 @@ fn explain_link(
         ));
     }
     let own_hash = python_str(&row.entry_hash);
-    let copies: Vec<i64> = audit_rows::ids_with_hash(conn, &own_hash)?
+    let copies: Vec<i64> = rows
+        .audit_ids_with_hash(&own_hash)?
         .into_iter()
         .filter(|&other| other < id)
         .collect();
@@ -177,7 +176,7 @@ fn explain_link(
             format!("row {id} is a copy of row {original} inserted into the chain"),
         ));
     }
-    let targets = audit_rows::ids_with_hash(conn, &python_str(&row.previous_hash))?;
+    let targets = rows.audit_ids_with_hash(&python_str(&row.previous_hash))?;
     if let Some(&later) = targets.iter().find(|&&t| t > id) {
         return Ok((
             Tampering::Reordered,
@@ -207,7 +206,7 @@ fn explain_link(
 }
 
 pub(crate) fn verify(
-    conn: &Connection,
+    rows: &dyn AuditRows,
     chain_key: &hmac::Key,
     row_key: &hmac::Key,
 ) -> Result<ChainReport, TxError> {
@@ -223,14 +222,14 @@ pub(crate) fn verify(
     let mut expected = String::new();
     let mut previous: Option<i64> = None;
     let mut explained = 0;
-    audit_rows::each(conn, |row| -> Result<(), TxError> {
+    rows.audit_each(&mut |row| -> Result<(), TxError> {
         let id = row.id;
         let actual_previous = python_str(&row.previous_hash);
         if previous.is_none() {
             report.first_id = Some(id);
             expected = "genesis".to_owned();
             if actual_previous != expected {
-                for checkpoint in audit_rows::checkpoints(conn, CHECKPOINT)? {
+                for checkpoint in rows.audit_checkpoints(CHECKPOINT)? {
                     if vouches_for(&checkpoint, &row, chain_key, row_key) {
                         report.checkpoint_id = Some(checkpoint.id);
                         expected = actual_previous.clone();
@@ -244,7 +243,7 @@ pub(crate) fn verify(
         if actual_previous != expected {
             let explain = explained < MAX_EXPLAINED;
             explained += 1;
-            let (tampering, message) = explain_link(conn, &row, previous, explain)?;
+            let (tampering, message) = explain_link(rows, &row, previous, explain)?;
             report.broken_links.push(BrokenLink {
                 id,
                 error: LinkError::LinkMismatch,

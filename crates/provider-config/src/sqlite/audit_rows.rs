@@ -1,10 +1,11 @@
 //! The `audit_log` rows (the original's table) and `audit_row_mac` (ours).
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::TxError;
 use crate::audit::{AuditFilter, RawRow};
+use crate::rows::NewAuditRow;
+use crate::rows::TxError;
 
 /// The columns of `audit_log`, in the order [`RawRow`] reads them.
 const COLUMNS: &str = "a.id, a.timestamp, a.event_type, a.actor_id, a.actor_username, a.actor_ip, \
@@ -29,7 +30,7 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 /// The entry hash of the newest row, or `genesis`.
-pub(crate) fn last_hash(tx: &Transaction<'_>) -> Result<String, TxError> {
+pub(crate) fn last_hash(tx: &Connection) -> Result<String, TxError> {
     let last: Option<Value> = tx
         .prepare_cached("SELECT entry_hash FROM audit_log ORDER BY id DESC LIMIT 1")?
         .query_row([], |row| row.get(0))
@@ -40,23 +41,8 @@ pub(crate) fn last_hash(tx: &Transaction<'_>) -> Result<String, TxError> {
     })
 }
 
-/// The values of one new row, before it has an id.
-pub(crate) struct NewRow<'a> {
-    pub(crate) timestamp: &'a str,
-    pub(crate) event_type: &'a str,
-    pub(crate) actor_id: Option<i64>,
-    pub(crate) actor_username: Option<&'a str>,
-    pub(crate) actor_ip: Option<&'a str>,
-    pub(crate) target_type: Option<&'a str>,
-    pub(crate) target_id: Option<&'a str>,
-    pub(crate) action: &'a str,
-    pub(crate) details: &'a str,
-    pub(crate) previous_hash: &'a str,
-    pub(crate) entry_hash: &'a str,
-}
-
 /// Inserts a row with the original's statement; its id.
-pub(crate) fn insert(tx: &Transaction<'_>, row: &NewRow<'_>) -> Result<i64, TxError> {
+pub(crate) fn insert(tx: &Connection, row: &NewAuditRow<'_>) -> Result<i64, TxError> {
     tx.prepare_cached(
         "INSERT INTO audit_log (
             timestamp, event_type, actor_id, actor_username, actor_ip,
@@ -80,28 +66,31 @@ pub(crate) fn insert(tx: &Transaction<'_>, row: &NewRow<'_>) -> Result<i64, TxEr
 }
 
 /// Stores the MAC over every column of row `id`.
-pub(crate) fn insert_mac(tx: &Transaction<'_>, id: i64, mac: &str) -> Result<(), TxError> {
+pub(crate) fn insert_mac(tx: &Connection, id: i64, mac: &str) -> Result<(), TxError> {
     tx.prepare_cached("INSERT OR REPLACE INTO audit_row_mac (entry_id, mac) VALUES (?1, ?2)")?
         .execute(rusqlite::params![id, mac])?;
     Ok(())
 }
 
 /// Calls `f` with every row in id order (one consistent snapshot); stops at `f`'s error.
-pub(crate) fn each<E: From<TxError>>(
+pub(crate) fn each(
     conn: &Connection,
-    mut f: impl FnMut(RawRow) -> Result<(), E>,
-) -> Result<(), E> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {COLUMNS}, m.mac FROM audit_log a
+    f: &mut dyn FnMut(RawRow) -> Result<(), TxError>,
+) -> Result<(), TxError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS}, m.mac FROM audit_log a
              LEFT JOIN audit_row_mac m ON m.entry_id = a.id ORDER BY a.id"
-        ))
-        .map_err(TxError::from)?;
-    let mut rows = stmt.query([]).map_err(TxError::from)?;
-    while let Some(row) = rows.next().map_err(TxError::from)? {
-        f(raw_row(row).map_err(TxError::from)?)?;
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        f(raw_row(row)?)?;
     }
     Ok(())
+}
+
+/// How many rows there are.
+pub(crate) fn count(conn: &Connection) -> Result<i64, TxError> {
+    Ok(conn.query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))?)
 }
 
 /// The ids of rows whose stored `entry_hash` is `hash` (to explain a broken link).
@@ -208,7 +197,7 @@ pub(crate) fn query(conn: &Connection, filter: &AuditFilter) -> Result<Vec<RawRo
 }
 
 /// The smallest id of a row at or after `cutoff` (text comparison, as the original).
-pub(crate) fn first_id_since(tx: &Transaction<'_>, cutoff: &str) -> Result<Option<i64>, TxError> {
+pub(crate) fn first_id_since(tx: &Connection, cutoff: &str) -> Result<Option<i64>, TxError> {
     Ok(tx.query_row(
         "SELECT MIN(id) FROM audit_log WHERE timestamp >= ?1",
         [cutoff],
@@ -218,7 +207,7 @@ pub(crate) fn first_id_since(tx: &Transaction<'_>, cutoff: &str) -> Result<Optio
 
 /// The newest row before `id` (or the newest row at all), as (id, entry hash).
 pub(crate) fn last_before(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: Option<i64>,
 ) -> Result<Option<(i64, Value)>, TxError> {
     Ok(tx
@@ -232,8 +221,36 @@ pub(crate) fn last_before(
 }
 
 /// Deletes every row with an id up to `through` (and their MACs); how many rows went.
-pub(crate) fn delete_through(tx: &Transaction<'_>, through: i64) -> Result<u64, TxError> {
+pub(crate) fn delete_through(tx: &Connection, through: i64) -> Result<u64, TxError> {
     let removed = tx.execute("DELETE FROM audit_log WHERE id <= ?1", [through])?;
     tx.execute("DELETE FROM audit_row_mac WHERE entry_id <= ?1", [through])?;
     Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+}
+
+/// Writes a copied row with its id, and its row MAC when it has one.
+pub(crate) fn copy(conn: &Connection, row: &RawRow) -> Result<(), TxError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO audit_log (
+            id, timestamp, event_type, actor_id, actor_username, actor_ip,
+            target_type, target_id, action, details, previous_hash, entry_hash
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(rusqlite::params![
+        row.id,
+        row.timestamp,
+        row.event_type,
+        row.actor_id,
+        row.actor_username,
+        row.actor_ip,
+        row.target_type,
+        row.target_id,
+        row.action,
+        row.details,
+        row.previous_hash,
+        row.entry_hash,
+    ])?;
+    if let Some(mac) = &row.row_mac {
+        insert_mac(conn, row.id, mac)?;
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The `provider_config` rows, with the original's statements.
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
-use super::TxError;
+use crate::rows::TxError;
 
 /// The stored JSON text of a provider's row.
 pub(crate) fn get(conn: &Connection, provider: &str) -> Result<Option<String>, TxError> {
@@ -12,14 +12,9 @@ pub(crate) fn get(conn: &Connection, provider: &str) -> Result<Option<String>, T
         .optional()?)
 }
 
-/// Same as [`get`], inside a write transaction.
-pub(crate) fn get_in(tx: &Transaction<'_>, provider: &str) -> Result<Option<String>, TxError> {
-    get(tx, provider)
-}
-
 /// Replaces a provider's row (`INSERT OR REPLACE`, as the original).
 pub(crate) fn put(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     provider: &str,
     config: &str,
     updated_at: &str,
@@ -32,7 +27,7 @@ pub(crate) fn put(
 }
 
 /// Deletes a provider's row; whether there was one.
-pub(crate) fn delete(tx: &Transaction<'_>, provider: &str) -> Result<bool, TxError> {
+pub(crate) fn delete(tx: &Connection, provider: &str) -> Result<bool, TxError> {
     Ok(tx
         .prepare_cached("DELETE FROM provider_config WHERE provider = ?1")?
         .execute([provider])?
@@ -51,7 +46,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<String>, TxError> {
 }
 
 /// Every row as (provider, stored JSON), for maintenance.
-pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, TxError> {
+pub(crate) fn all(tx: &Connection) -> Result<Vec<(String, String)>, TxError> {
     let mut stmt = tx.prepare("SELECT provider, config FROM provider_config ORDER BY provider")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let mut all = Vec::new();
@@ -62,14 +57,22 @@ pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, TxError
 }
 
 /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance, not a change).
-pub(crate) fn set_config(
-    tx: &Transaction<'_>,
-    provider: &str,
-    config: &str,
-) -> Result<(), TxError> {
+pub(crate) fn set_config(tx: &Connection, provider: &str, config: &str) -> Result<(), TxError> {
     tx.execute(
         "UPDATE provider_config SET config = ?2 WHERE provider = ?1",
         [provider, config],
     )?;
     Ok(())
+}
+
+/// Every row as (provider, stored JSON, `updated_at`).
+pub(crate) fn all_rows(conn: &Connection) -> Result<Vec<(String, String, String)>, TxError> {
+    let mut stmt =
+        conn.prepare("SELECT provider, config, updated_at FROM provider_config ORDER BY provider")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row?);
+    }
+    Ok(all)
 }

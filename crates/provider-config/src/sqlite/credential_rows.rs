@@ -1,13 +1,14 @@
 //! The `provider_credentials` rows, with the original's statements.
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
-use super::TxError;
 use crate::credentials::CredentialInfo;
+use crate::rows::CredentialRow;
+use crate::rows::TxError;
 
 /// Inserts or replaces (reactivating) a credential; its row id.
 pub(crate) fn upsert(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -67,7 +68,7 @@ pub(crate) fn get(
 
 /// Sets `last_used_at` of an active credential; whether there was one.
 pub(crate) fn mark_used(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -84,7 +85,7 @@ pub(crate) fn mark_used(
 
 /// Deletes a credential; whether there was one.
 pub(crate) fn delete(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -100,7 +101,7 @@ pub(crate) fn delete(
 
 /// Deactivates a credential without deleting it; whether there was one.
 pub(crate) fn deactivate(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: i64,
     provider: &str,
     name: &str,
@@ -151,7 +152,7 @@ pub(crate) fn list_for_user(
 }
 
 /// Every row's id and stored value, for maintenance, in id order.
-pub(crate) fn all_values(tx: &Transaction<'_>) -> Result<Vec<(i64, String)>, TxError> {
+pub(crate) fn all_values(tx: &Connection) -> Result<Vec<(i64, String)>, TxError> {
     let mut stmt =
         tx.prepare("SELECT id, credential_value FROM provider_credentials ORDER BY id")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -163,8 +164,57 @@ pub(crate) fn all_values(tx: &Transaction<'_>) -> Result<Vec<(i64, String)>, TxE
 }
 
 /// Replaces a row's stored value (maintenance: `updated_at` is left alone).
-pub(crate) fn set_value(tx: &Transaction<'_>, id: i64, stored_value: &str) -> Result<(), TxError> {
+pub(crate) fn set_value(tx: &Connection, id: i64, stored_value: &str) -> Result<(), TxError> {
     tx.prepare_cached("UPDATE provider_credentials SET credential_value = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![id, stored_value])?;
+    Ok(())
+}
+
+/// Every row, every column, in id order.
+pub(crate) fn all_rows(conn: &Connection) -> Result<Vec<CredentialRow>, TxError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, user_id, provider, credential_name, credential_value, created_at,
+                updated_at, last_used_at, is_active
+         FROM provider_credentials ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(CredentialRow {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            provider: row.get(2)?,
+            credential_name: row.get(3)?,
+            credential_value: row.get(4)?,
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+            last_used_at: row.get(7)?,
+            is_active: row.get(8)?,
+        })
+    })?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row?);
+    }
+    Ok(all)
+}
+
+/// Writes a copied row with its id.
+pub(crate) fn copy(conn: &Connection, row: &CredentialRow) -> Result<(), TxError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO provider_credentials
+         (id, user_id, provider, credential_name, credential_value, created_at, updated_at,
+          last_used_at, is_active)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(rusqlite::params![
+        row.id,
+        row.user_id,
+        row.provider,
+        row.credential_name,
+        row.credential_value,
+        row.created_at,
+        row.updated_at,
+        row.last_used_at,
+        row.is_active,
+    ])?;
     Ok(())
 }

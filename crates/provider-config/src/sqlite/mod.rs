@@ -5,6 +5,7 @@
 pub(crate) mod audit_rows;
 pub(crate) mod config_rows;
 pub(crate) mod credential_rows;
+mod rows;
 pub(crate) mod schema;
 
 use std::fs;
@@ -15,6 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::StoreError;
+use crate::error::Place;
+pub(crate) use crate::rows::TxError;
 
 /// As the original: `sqlite3.connect(timeout=30.0)` and `PRAGMA busy_timeout = 30000`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,24 +28,6 @@ const MAX_IDLE_CONNECTIONS: usize = 4;
 pub(crate) struct Schema {
     /// `migrations[i]` takes `PRAGMA user_version` from `i` to `i + 1`.
     pub(crate) migrations: &'static [fn(&Transaction<'_>) -> rusqlite::Result<()>],
-}
-
-/// Why an operation in a transaction failed: the engine, or the store's own checks.
-pub(crate) enum TxError {
-    Sql(rusqlite::Error),
-    Store(StoreError),
-}
-
-impl From<rusqlite::Error> for TxError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Sql(e)
-    }
-}
-
-impl From<StoreError> for TxError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
 }
 
 /// One SQLite database file.
@@ -62,10 +47,7 @@ impl SqliteDb {
             idle: Mutex::new(Vec::new()),
         };
         let mut conn = db.connect()?;
-        migrate(&mut conn, schema).map_err(|e| match e {
-            TxError::Sql(e) => StoreError::database(path, "migrating the schema", e),
-            TxError::Store(e) => e,
-        })?;
+        migrate(&mut conn, schema).map_err(|e| db.error("migrating the schema", e))?;
         db.give_back(conn);
         Ok(db)
     }
@@ -157,11 +139,26 @@ impl SqliteDb {
         }
     }
 
+    /// Runs `f` in an immediate transaction on a connection of its own with `secure_delete`
+    /// on (what the updates free is zeroed), then rewrites the database without free pages
+    /// (`VACUUM`: it must not share a connection with pooled statements) and empties the
+    /// write-ahead log; whether the log could be emptied (another process may keep it in
+    /// use).
+    pub(crate) fn rewrite_scrubbing<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, TxError>,
+    ) -> Result<(T, bool), StoreError> {
+        let mut conn = self.connect()?;
+        conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| StoreError::database(&self.path, "enabling secure_delete", e))?;
+        let value = write_on(&mut conn, f).map_err(|e| self.error(operation, e))?;
+        let scrubbed = scrub(&conn, &self.path)?;
+        Ok((value, scrubbed))
+    }
+
     pub(crate) fn error(&self, operation: &'static str, e: TxError) -> StoreError {
-        match e {
-            TxError::Sql(e) => StoreError::database(&self.path, operation, e),
-            TxError::Store(e) => e,
-        }
+        e.in_database(Place::File(&self.path), operation)
     }
 }
 
@@ -206,6 +203,23 @@ fn migrate(conn: &mut Connection, schema: &Schema) -> Result<(), TxError> {
         tx.execute_batch(&format!("PRAGMA user_version = {supported}"))?;
         Ok(())
     })
+}
+
+/// Rewrites the database without free pages and empties the write-ahead log. `false` when
+/// another process kept the log in use.
+fn scrub(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    conn.execute_batch("VACUUM")
+        .map_err(|e| StoreError::database(path, "rewriting the database (VACUUM)", e))?;
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .map_err(|e| StoreError::database(path, "emptying the write-ahead log", e))?;
+    if busy != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "the write-ahead log could not be emptied: another process is using the database"
+        );
+    }
+    Ok(busy == 0)
 }
 
 /// The companion files SQLite creates beside a database in WAL mode.

@@ -1,11 +1,9 @@
 //! The audit trail: appending, listing, verifying (and what verification catches), cleanup,
 //! keys.
 
-use std::path::Path;
-
 use serde_json::json;
 
-use super::{Fixture, audit_key, files_contain, object, raw};
+use super::{Fixture, Kind, Raw, TestDb, audit_key, both, object, params};
 use crate::audit::entry_hash;
 use crate::{
     Actor, AuditEvent, AuditFilter, AuditKey, AuditKeyOrigin, AuditTrail, LinkError, StoreError,
@@ -15,15 +13,15 @@ use crate::{
 /// A trail with `n` rows: written here (`old_format == false`) or planted as the original
 /// writes them (its formula, no row MAC), stamped `stamp(i)`.
 fn chain(
+    kind: Kind,
     n: usize,
     old_format: bool,
     stamp: impl Fn(usize) -> String,
-) -> (tempfile::TempDir, AuditTrail) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let trail = AuditTrail::open_path(&path, audit_key()).unwrap();
+) -> (TestDb, AuditTrail) {
+    let db = TestDb::new(kind);
+    let trail = AuditTrail::open_at(&db.audit(), audit_key()).unwrap();
     if old_format {
-        plant_original_rows(&path, n, stamp);
+        plant_original_rows(&db.raw_audit(), n, stamp);
     } else {
         for i in 0..n {
             trail
@@ -40,20 +38,19 @@ fn chain(
                 .unwrap();
         }
     }
-    (dir, trail)
+    (db, trail)
 }
 
 /// Rows as the original's `AuditStore.log` writes them (its SQL and HMAC formula).
-fn plant_original_rows(path: &Path, n: usize, stamp: impl Fn(usize) -> String) {
-    let conn = raw(path);
+fn plant_original_rows(conn: &Raw, n: usize, stamp: impl Fn(usize) -> String) {
     let key = audit_key().chain_key();
     let mut previous = conn
-        .query_row(
+        .strings(
             "SELECT entry_hash FROM audit_log ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get::<_, String>(0),
+            &[],
         )
-        .unwrap_or_else(|_| "genesis".to_owned());
+        .pop()
+        .unwrap_or_else(|| "genesis".to_owned());
     for i in 0..n {
         let timestamp = stamp(i);
         let actor_id = (i % 2 == 0).then_some(i as i64);
@@ -69,13 +66,9 @@ fn plant_original_rows(path: &Path, n: usize, stamp: impl Fn(usize) -> String) {
             &details,
             &previous,
         );
-        conn.execute(
-            "INSERT INTO audit_log (timestamp, event_type, actor_id, actor_username, actor_ip,
+        conn.execute("INSERT INTO audit_log (timestamp, event_type, actor_id, actor_username, actor_ip,
              target_type, target_id, action, details, previous_hash, entry_hash)
-             VALUES (?1, 'auth.login.success', ?2, 'someone', '10.0.0.1', 'user', ?3, ?4, ?5, ?6, ?7)",
-            rusqlite::params![timestamp, actor_id, i.to_string(), action, details, previous, hash],
-        )
-        .unwrap();
+             VALUES (?1, 'auth.login.success', ?2, 'someone', '10.0.0.1', 'user', ?3, ?4, ?5, ?6, ?7)", params![timestamp, actor_id, i.to_string(), action, details, previous, hash.clone()]);
         previous = hash;
     }
 }
@@ -91,9 +84,8 @@ fn first_problem(trail: &AuditTrail) -> (i64, LinkError, Tampering, String) {
     (p.id, p.error, p.tampering, p.message)
 }
 
-#[test]
-fn configuration_changes_are_recorded_with_key_names_and_never_values() {
-    let f = Fixture::new();
+fn configuration_changes_are_recorded_with_key_names_and_never_values(kind: Kind) {
+    let f = Fixture::new(kind);
     let store = f.store.acting_as(Actor {
         id: Some(42),
         username: Some("alice".into()),
@@ -137,15 +129,14 @@ fn configuration_changes_are_recorded_with_key_names_and_never_values() {
             "the marker is internal"
         );
     }
-    assert!(files_contain(&f.audit_db(), sentinel).is_empty());
+    assert!(f.db.audit_holding(sentinel).is_empty());
     let report = f.trail.verify().unwrap();
     assert!(report.valid && report.entries_checked == 3 && report.row_macs_checked == 3);
     assert_eq!((report.first_id, report.last_id), (Some(1), Some(3)));
 }
 
-#[test]
-fn list_filters_by_event_actor_target_time_and_pages() {
-    let (_dir, trail) = chain(10, false, now_stamp);
+fn list_filters_by_event_actor_target_time_and_pages(kind: Kind) {
+    let (_dir, trail) = chain(kind, 10, false, now_stamp);
     trail
         .append(&AuditEvent::new("credential.created", "stored").target("credential", "9"))
         .unwrap();
@@ -220,29 +211,25 @@ fn list_filters_by_event_actor_target_time_and_pages() {
     );
 }
 
-#[test]
-fn verify_names_the_first_modified_row_new_format() {
-    let (dir, trail) = chain(6, false, now_stamp);
-    let conn = raw(&dir.path().join("audit.db"));
+fn verify_names_the_first_modified_row_new_format(kind: Kind) {
+    let (dir, trail) = chain(kind, 6, false, now_stamp);
+    let conn = dir.raw_audit();
     // A field the original's hash covers.
-    conn.execute("UPDATE audit_log SET action = 'innocent' WHERE id = 4", [])
-        .unwrap();
+    conn.execute("UPDATE audit_log SET action = 'innocent' WHERE id = 4", &[]);
     let (id, error, tampering, message) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
         (4, LinkError::HashMismatch, Tampering::Modified)
     );
     assert!(message.contains("row 4"), "{message}");
-    conn.execute("UPDATE audit_log SET action = 'change 3' WHERE id = 4", [])
-        .unwrap();
+    conn.execute("UPDATE audit_log SET action = 'change 3' WHERE id = 4", &[]);
     assert!(trail.verify().unwrap().valid);
     // Fields the original's hash leaves out are covered by the row MAC.
     for column in ["actor_username", "actor_ip", "target_type", "target_id"] {
         conn.execute(
             &format!("UPDATE audit_log SET {column} = 'forged' WHERE id = 2"),
-            [],
-        )
-        .unwrap();
+            &[],
+        );
         let (id, error, tampering, _) = first_problem(&trail);
         assert_eq!(
             (id, error, tampering),
@@ -257,25 +244,21 @@ fn verify_names_the_first_modified_row_new_format() {
         };
         conn.execute(
             &format!("UPDATE audit_log SET {column} = ?1 WHERE id = 2"),
-            [restore],
-        )
-        .unwrap();
+            params![restore],
+        );
     }
     assert!(trail.verify().unwrap().valid);
     // Removing the row MAC is detected: the row's hashed details say it has one.
-    conn.execute("DELETE FROM audit_row_mac WHERE entry_id = 5", [])
-        .unwrap();
+    conn.execute("DELETE FROM audit_row_mac WHERE entry_id = 5", &[]);
     let (id, error, ..) = first_problem(&trail);
     assert_eq!((id, error), (5, LinkError::RowMacMissing));
 }
 
-#[test]
-fn verify_names_deleted_inserted_and_reordered_rows_new_format() {
+fn verify_names_deleted_inserted_and_reordered_rows_new_format(kind: Kind) {
     // Deleted.
-    let (dir, trail) = chain(6, false, now_stamp);
-    raw(&dir.path().join("audit.db"))
-        .execute("DELETE FROM audit_log WHERE id = 3", [])
-        .unwrap();
+    let (dir, trail) = chain(kind, 6, false, now_stamp);
+    dir.raw_audit()
+        .execute("DELETE FROM audit_log WHERE id = 3", &[]);
     let (id, error, tampering, message) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
@@ -283,22 +266,17 @@ fn verify_names_deleted_inserted_and_reordered_rows_new_format() {
     );
     assert!(message.contains("ids 3..=3 are missing"), "{message}");
     // The first rows deleted, without a checkpoint.
-    let (dir, trail) = chain(4, false, now_stamp);
-    raw(&dir.path().join("audit.db"))
-        .execute("DELETE FROM audit_log WHERE id <= 2", [])
-        .unwrap();
+    let (dir, trail) = chain(kind, 4, false, now_stamp);
+    dir.raw_audit()
+        .execute("DELETE FROM audit_log WHERE id <= 2", &[]);
     assert_eq!(first_problem(&trail).2, Tampering::Deleted);
     // Inserted: a copy of an earlier row (valid hash, wrong place).
-    let (dir, trail) = chain(5, false, now_stamp);
-    raw(&dir.path().join("audit.db"))
-        .execute(
-            "INSERT INTO audit_log (timestamp, event_type, actor_id, actor_username, actor_ip,
+    let (dir, trail) = chain(kind, 5, false, now_stamp);
+    dir.raw_audit()
+        .execute("INSERT INTO audit_log (timestamp, event_type, actor_id, actor_username, actor_ip,
              target_type, target_id, action, details, previous_hash, entry_hash)
              SELECT timestamp, event_type, actor_id, actor_username, actor_ip, target_type,
-                    target_id, action, details, previous_hash, entry_hash FROM audit_log WHERE id = 2",
-            [],
-        )
-        .unwrap();
+                    target_id, action, details, previous_hash, entry_hash FROM audit_log WHERE id = 2", &[]);
     let (id, error, tampering, message) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
@@ -306,27 +284,22 @@ fn verify_names_deleted_inserted_and_reordered_rows_new_format() {
     );
     assert!(message.contains("copy of row 2"), "{message}");
     // Inserted: a forged row without the key.
-    let (dir, trail) = chain(3, false, now_stamp);
-    let conn = raw(&dir.path().join("audit.db"));
-    let last: String = conn
-        .query_row("SELECT entry_hash FROM audit_log WHERE id = 3", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let (dir, trail) = chain(kind, 3, false, now_stamp);
+    let conn = dir.raw_audit();
+    let last = conn.string("SELECT entry_hash FROM audit_log WHERE id = 3", &[]);
     conn.execute(
         "INSERT INTO audit_log (timestamp, event_type, action, details, previous_hash, entry_hash)
          VALUES ('2030-01-01T00:00:00+00:00', 'user.created', 'forged', '{}', ?1, ?2)",
-        [last, "0".repeat(64)],
-    )
-    .unwrap();
+        params![last, "0".repeat(64)],
+    );
     let (id, error, tampering, _) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
         (4, LinkError::HashMismatch, Tampering::Modified)
     );
     // Reordered: the contents of rows 2 and 4 swapped (ids kept).
-    let (dir, trail) = chain(5, false, now_stamp);
-    swap_rows(&dir.path().join("audit.db"), 2, 4);
+    let (dir, trail) = chain(kind, 5, false, now_stamp);
+    swap_rows(&dir.raw_audit(), 2, 4);
     let (id, error, tampering, message) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
@@ -335,29 +308,24 @@ fn verify_names_deleted_inserted_and_reordered_rows_new_format() {
     assert!(message.contains("row 2"), "{message}");
 }
 
-fn swap_rows(path: &Path, a: i64, b: i64) {
-    let conn = raw(path);
-    conn.execute_batch(&format!(
+fn swap_rows(conn: &Raw, a: i64, b: i64) {
+    conn.batch(&format!(
         "UPDATE audit_log SET id = -1 WHERE id = {a};
          UPDATE audit_log SET id = {a} WHERE id = {b};
          UPDATE audit_log SET id = {b} WHERE id = -1;
          UPDATE audit_row_mac SET entry_id = -1 WHERE entry_id = {a};
          UPDATE audit_row_mac SET entry_id = {a} WHERE entry_id = {b};
          UPDATE audit_row_mac SET entry_id = {b} WHERE entry_id = -1;"
-    ))
-    .unwrap();
+    ));
 }
 
-#[test]
-fn verify_catches_tampering_with_rows_in_the_originals_format() {
-    let (dir, trail) = chain(6, true, now_stamp);
+fn verify_catches_tampering_with_rows_in_the_originals_format(kind: Kind) {
+    let (dir, trail) = chain(kind, 6, true, now_stamp);
     let report = trail.verify().unwrap();
     assert!(report.valid, "{report:?}");
     assert_eq!((report.entries_checked, report.row_macs_checked), (6, 0));
-    let path = dir.path().join("audit.db");
-    let conn = raw(&path);
-    conn.execute("UPDATE audit_log SET details = '{}' WHERE id = 3", [])
-        .unwrap();
+    let conn = dir.raw_audit();
+    conn.execute("UPDATE audit_log SET details = '{}' WHERE id = 3", &[]);
     let (id, error, tampering, _) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
@@ -365,29 +333,27 @@ fn verify_catches_tampering_with_rows_in_the_originals_format() {
     );
     // The original's format does not cover the actor's name: a limit of that format, which
     // rows written here do not have.
-    let (dir, trail) = chain(3, true, now_stamp);
-    raw(&dir.path().join("audit.db"))
-        .execute("UPDATE audit_log SET actor_username = 'x'", [])
-        .unwrap();
+    let (dir, trail) = chain(kind, 3, true, now_stamp);
+    dir.raw_audit()
+        .execute("UPDATE audit_log SET actor_username = 'x'", &[]);
     assert!(trail.verify().unwrap().valid);
-    let (dir, trail) = chain(6, true, now_stamp);
-    raw(&dir.path().join("audit.db"))
-        .execute("DELETE FROM audit_log WHERE id = 4", [])
-        .unwrap();
+    let (dir, trail) = chain(kind, 6, true, now_stamp);
+    dir.raw_audit()
+        .execute("DELETE FROM audit_log WHERE id = 4", &[]);
     assert_eq!(first_problem(&trail).2, Tampering::Deleted);
-    let (dir, trail) = chain(6, true, now_stamp);
-    swap_rows(&dir.path().join("audit.db"), 3, 5);
+    let (dir, trail) = chain(kind, 6, true, now_stamp);
+    swap_rows(&dir.raw_audit(), 3, 5);
     let (id, error, tampering, _) = first_problem(&trail);
     assert_eq!(
         (id, error, tampering),
         (3, LinkError::LinkMismatch, Tampering::Reordered)
     );
     // Rows appended here continue the original's chain.
-    let (dir, trail) = chain(3, true, now_stamp);
+    let (dir, trail) = chain(kind, 3, true, now_stamp);
     trail
         .append(&AuditEvent::new("provider.configured", "new"))
         .unwrap();
-    plant_original_rows(&dir.path().join("audit.db"), 2, now_stamp);
+    plant_original_rows(&dir.raw_audit(), 2, now_stamp);
     let report = trail.verify().unwrap();
     assert!(
         report.valid && report.entries_checked == 6 && report.row_macs_checked == 1,
@@ -395,10 +361,11 @@ fn verify_catches_tampering_with_rows_in_the_originals_format() {
     );
 }
 
-#[test]
-fn cleanup_keeps_the_rest_verifiable_with_a_signed_checkpoint() {
+fn cleanup_keeps_the_rest_verifiable_with_a_signed_checkpoint(kind: Kind) {
     // Rows 1..=4 from 2020, then two new rows.
-    let (dir, trail) = chain(4, true, |i| format!("2020-01-0{}T00:00:00+00:00", i + 1));
+    let (dir, trail) = chain(kind, 4, true, |i| {
+        format!("2020-01-0{}T00:00:00+00:00", i + 1)
+    });
     trail
         .append(&AuditEvent::new("provider.configured", "recent 1"))
         .unwrap();
@@ -422,40 +389,32 @@ fn cleanup_keeps_the_rest_verifiable_with_a_signed_checkpoint() {
     // Nothing more is old: a second cleanup changes nothing.
     assert_eq!(trail.cleanup(30).unwrap().removed, 0);
     // Deleting the first kept row is still detected.
-    let conn = raw(&dir.path().join("audit.db"));
-    conn.execute("DELETE FROM audit_log WHERE id = 5", [])
-        .unwrap();
+    let conn = dir.raw_audit();
+    conn.execute("DELETE FROM audit_log WHERE id = 5", &[]);
     let (id, _, tampering, _) = first_problem(&trail);
     assert_eq!((id, tampering), (6, Tampering::Deleted));
     // A broken chain is never cleaned up: that would delete the evidence.
     let e = trail.cleanup(0).unwrap_err();
     assert!(matches!(e, StoreError::BrokenChain { id: 6, .. }), "{e}");
     // A forged checkpoint (no key) vouches for nothing.
-    let (dir, trail) = chain(3, false, now_stamp);
-    let conn = raw(&dir.path().join("audit.db"));
-    let anchor: String = conn
-        .query_row(
-            "SELECT previous_hash FROM audit_log WHERE id = 3",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    conn.execute("DELETE FROM audit_log WHERE id < 3", [])
-        .unwrap();
+    let (dir, trail) = chain(kind, 3, false, now_stamp);
+    let conn = dir.raw_audit();
+    let anchor = conn.string("SELECT previous_hash FROM audit_log WHERE id = 3", &[]);
+    conn.execute("DELETE FROM audit_log WHERE id < 3", &[]);
     conn.execute(
         "INSERT INTO audit_log (timestamp, event_type, action, details, previous_hash, entry_hash)
          VALUES ('x', 'audit.checkpoint', 'forged', ?1, 'p', 'h')",
-        [json!({"first_kept_id": 3, "anchor_hash": anchor, "_row_mac": 1}).to_string()],
-    )
-    .unwrap();
+        params![json!({"first_kept_id": 3, "anchor_hash": anchor, "_row_mac": 1}).to_string()],
+    );
     let report = trail.verify().unwrap();
     assert!(!report.valid && report.checkpoint_id.is_none());
     assert_eq!(report.first_problem().unwrap().id, 3);
 }
 
-#[test]
-fn cleanup_of_every_row_leaves_a_checkpoint_that_verifies() {
-    let (_dir, trail) = chain(3, true, |i| format!("2019-05-0{}T10:00:00.5+00:00", i + 1));
+fn cleanup_of_every_row_leaves_a_checkpoint_that_verifies(kind: Kind) {
+    let (_dir, trail) = chain(kind, 3, true, |i| {
+        format!("2019-05-0{}T10:00:00.5+00:00", i + 1)
+    });
     let report = trail.cleanup_before(Timestamp::now()).unwrap();
     assert_eq!(report.removed, 3);
     let verified = trail.verify().unwrap();
@@ -473,13 +432,11 @@ fn cleanup_of_every_row_leaves_a_checkpoint_that_verifies() {
     assert_eq!(entries[1].details["removed"], 3);
 }
 
-#[test]
-fn concurrent_writers_never_fork_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
+fn concurrent_writers_never_fork_the_chain(kind: Kind) {
+    let db = TestDb::new(kind);
     // Separate trails: separate connections, as separate processes would have.
     let trails: Vec<_> = (0..8)
-        .map(|_| AuditTrail::open_path(&path, audit_key()).unwrap())
+        .map(|_| AuditTrail::open_at(&db.audit(), audit_key()).unwrap())
         .collect();
     std::thread::scope(|s| {
         for (t, trail) in trails.iter().enumerate() {
@@ -553,9 +510,8 @@ fn the_audit_key_is_found_as_the_original_finds_it() {
     assert!(AuditKey::from_bytes(Vec::new()).is_err());
 }
 
-#[test]
-fn the_async_api_appends_and_verifies() {
-    let (_dir, trail) = chain(2, false, now_stamp);
+fn the_async_api_appends_and_verifies(kind: Kind) {
+    let (_dir, trail) = chain(kind, 2, false, now_stamp);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -605,3 +561,15 @@ fn a_fifo_at_the_key_path_is_an_error_not_a_hang() {
     let e = AuditKey::load_file(&path).unwrap_err();
     assert!(matches!(e, StoreError::Io { .. }), "{e}");
 }
+
+both!(
+    configuration_changes_are_recorded_with_key_names_and_never_values,
+    list_filters_by_event_actor_target_time_and_pages,
+    verify_names_the_first_modified_row_new_format,
+    verify_names_deleted_inserted_and_reordered_rows_new_format,
+    verify_catches_tampering_with_rows_in_the_originals_format,
+    cleanup_keeps_the_rest_verifiable_with_a_signed_checkpoint,
+    cleanup_of_every_row_leaves_a_checkpoint_that_verifies,
+    concurrent_writers_never_fork_the_chain,
+    the_async_api_appends_and_verifies,
+);

@@ -2,31 +2,29 @@
 
 use serde_json::json;
 
-use super::{Fixture, cipher, files_contain, object, raw};
+use super::{Fixture, Kind, Raw, both, cipher, object, params, raw};
 use crate::sealing::looks_encrypted;
 use crate::{AuditFilter, AuditTrail, CredentialStore, Secret, StoreError};
 use credential_crypto::CredentialCipher;
 
 fn store(f: &Fixture, cipher: CredentialCipher) -> CredentialStore {
-    CredentialStore::open_path(&f.jobs_db(), cipher, Some(f.trail.clone())).unwrap()
+    CredentialStore::open_at(&f.db.jobs(), cipher, Some(f.trail.clone())).unwrap()
 }
 
 /// A plaintext row as the original's `CredentialStore.set` writes it.
-fn plant_plaintext(conn: &rusqlite::Connection, user_id: i64, name: &str, value: &str) {
+fn plant_plaintext(conn: &Raw, user_id: i64, name: &str, value: &str) {
     conn.execute(
         "INSERT INTO provider_credentials
          (user_id, provider, credential_name, credential_value, created_at, is_active)
          VALUES (?1, 'replicate', ?2, ?3, '2025-01-01T00:00:00+00:00', 1)
          ON CONFLICT(user_id, provider, credential_name) DO UPDATE SET
              credential_value = excluded.credential_value, updated_at = ?4, is_active = 1",
-        rusqlite::params![user_id, name, value, "2025-01-02T00:00:00+00:00"],
-    )
-    .unwrap();
+        params![user_id, name, value, "2025-01-02T00:00:00+00:00"],
+    );
 }
 
-#[test]
-fn credentials_are_stored_encrypted_and_never_in_plaintext() {
-    let f = Fixture::new();
+fn credentials_are_stored_encrypted_and_never_in_plaintext(kind: Kind) {
+    let f = Fixture::new(kind);
     let creds = store(&f, cipher());
     let sentinel = "SENTINEL-credential-51d2";
     let id = creds
@@ -61,17 +59,11 @@ fn credentials_are_stored_encrypted_and_never_in_plaintext() {
             && info.updated_at.is_some()
     );
     assert!(creds.list_for_user(7, Some("modal")).unwrap().is_empty());
-    // Nothing of the value in any file, the write-ahead log included.
-    assert!(files_contain(&f.jobs_db(), sentinel).is_empty());
-    assert!(files_contain(&f.audit_db(), sentinel).is_empty());
-    let stored: String = f
+    // Nothing of the value in any file (the write-ahead log included) or row.
+    assert!(f.db.holding(sentinel).is_empty());
+    let stored = f
         .raw()
-        .query_row(
-            "SELECT credential_value FROM provider_credentials",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .string("SELECT credential_value FROM provider_credentials", &[]);
     assert!(stored.starts_with("Z0FBQUFB"));
     assert!(!format!("{creds:?} {listed:?}").contains(sentinel));
     // Changes are audited by name.
@@ -132,9 +124,8 @@ fn with_the_originals_users_table_the_foreign_key_holds() {
     assert!(creds.list_for_user(1, None).unwrap().is_empty());
 }
 
-#[test]
-fn migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files() {
-    let f = Fixture::new();
+fn migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files(kind: Kind) {
+    let f = Fixture::new(kind);
     let creds = store(&f, cipher());
     let (live, deleted, webhook) = (
         "SENTINEL-live-8c1",
@@ -144,28 +135,27 @@ fn migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files() {
     // Another writer (the original) with automatic checkpoints off, so its pages stay in
     // the write-ahead log; one row deleted again, so its bytes linger in a free cell.
     let original = f.raw();
-    original
-        .execute_batch("PRAGMA wal_autocheckpoint = 0")
-        .unwrap();
+    if kind == Kind::Sqlite {
+        original.batch("PRAGMA wal_autocheckpoint = 0");
+    }
     plant_plaintext(&original, 1, "api_token", live);
     plant_plaintext(&original, 2, "other", deleted);
-    original
-        .execute("DELETE FROM provider_credentials WHERE user_id = 2", [])
-        .unwrap();
-    original
-        .execute(
-            "INSERT INTO provider_config (provider, config, updated_at) VALUES ('replicate', ?1, 'x')",
-            [json!({"webhook_secret": webhook, "webhook_url": "https://h.invalid"}).to_string()],
-        )
-        .unwrap();
+    original.execute("DELETE FROM provider_credentials WHERE user_id = 2", &[]);
+    original.execute(
+        "INSERT INTO provider_config (provider, config, updated_at) VALUES ('replicate', ?1, 'x')",
+        params![json!({"webhook_secret": webhook, "webhook_url": "https://h.invalid"}).to_string()],
+    );
     creds
         .set(3, "modal", "api_token", &Secret::new("already-encrypted"))
         .unwrap();
-    for sentinel in [live, deleted, webhook] {
-        assert!(
-            !files_contain(&f.jobs_db(), sentinel).is_empty(),
-            "{sentinel} planted"
-        );
+    let planted = if kind == Kind::Sqlite {
+        vec![live, deleted, webhook]
+    } else {
+        // PostgreSQL is searched in its live rows.
+        vec![live, webhook]
+    };
+    for sentinel in &planted {
+        assert!(!f.db.holding(sentinel).is_empty(), "{sentinel} planted");
     }
     // The original's plaintext reads as plaintext (listed as not encrypted).
     assert_eq!(
@@ -189,11 +179,7 @@ fn migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files() {
     );
     assert!(report.scrubbed);
     for sentinel in [live, deleted, webhook] {
-        assert_eq!(
-            files_contain(&f.jobs_db(), sentinel),
-            Vec::<std::path::PathBuf>::new(),
-            "{sentinel}"
-        );
+        assert_eq!(f.db.holding(sentinel), Vec::<String>::new(), "{sentinel}");
     }
     drop(original);
     assert_eq!(
@@ -236,9 +222,8 @@ fn migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files() {
     assert!(f.trail.verify().unwrap().valid);
 }
 
-#[test]
-fn rotation_moves_every_row_to_the_current_key() {
-    let f = Fixture::new();
+fn rotation_moves_every_row_to_the_current_key(kind: Kind) {
+    let f = Fixture::new(kind);
     let old = CredentialCipher::from_passphrase("old passphrase").unwrap();
     let old_store = store(&f, old.clone());
     for user in 1..=5 {
@@ -257,16 +242,9 @@ fn rotation_moves_every_row_to_the_current_key() {
     f.store
         .update("replicate", object(json!({"webhook_secret": "hook"})))
         .unwrap();
-    let old_ciphertexts: Vec<String> = {
-        let conn = f.raw();
-        let mut stmt = conn
-            .prepare("SELECT credential_value FROM provider_credentials")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let old_ciphertexts = f
+        .raw()
+        .strings("SELECT credential_value FROM provider_credentials", &[]);
     // The store's webhook secret was encrypted with the fixture's key: it becomes the old
     // key too.
     let rotating = CredentialCipher::from_passphrase("new passphrase")
@@ -282,18 +260,16 @@ fn rotation_moves_every_row_to_the_current_key() {
         (6, 1)
     );
     assert!(report.scrubbed);
-    let conn = f.raw();
-    let mut stmt = conn
-        .prepare("SELECT credential_value FROM provider_credentials")
-        .unwrap();
-    for value in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        let value = value.unwrap();
+    for value in f
+        .raw()
+        .strings("SELECT credential_value FROM provider_credentials", &[])
+    {
         assert!(!rotating.needs_rotation(&value).unwrap());
         assert!(old.decrypt(&value).is_err());
     }
-    // The old ciphertexts are gone from the files, not only from the rows.
+    // The old ciphertexts are gone from the files (SQLite), not only from the rows.
     for ciphertext in &old_ciphertexts {
-        assert!(files_contain(&f.jobs_db(), &ciphertext[40..100]).is_empty());
+        assert!(f.db.holding(&ciphertext[40..100]).is_empty());
     }
     let new_only = CredentialCipher::from_passphrase("new passphrase").unwrap();
     let current = store(&f, new_only);
@@ -307,9 +283,8 @@ fn rotation_moves_every_row_to_the_current_key() {
     );
 }
 
-#[test]
-fn a_rotation_that_fails_midway_leaves_every_row_as_it_was() {
-    let f = Fixture::new();
+fn a_rotation_that_fails_midway_leaves_every_row_as_it_was(kind: Kind) {
+    let f = Fixture::new(kind);
     let old = CredentialCipher::from_passphrase("old passphrase").unwrap();
     let old_store = store(&f, old);
     for user in 1..=10 {
@@ -325,22 +300,14 @@ fn a_rotation_that_fails_midway_leaves_every_row_as_it_was() {
     // Row 5 holds a token under a key nobody has: rotation fails there, after rows 1..=4
     // were re-encrypted inside the transaction.
     let stranger = CredentialCipher::from_passphrase("lost key").unwrap();
-    f.raw()
-        .execute(
-            "UPDATE provider_credentials SET credential_value = ?1 WHERE user_id = 5",
-            [stranger.encrypt("token-5")],
-        )
-        .unwrap();
-    let before: Vec<(i64, String)> = {
-        let conn = f.raw();
-        let mut stmt = conn
-            .prepare("SELECT id, credential_value FROM provider_credentials ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    f.raw().execute(
+        "UPDATE provider_credentials SET credential_value = ?1 WHERE user_id = 5",
+        params![stranger.encrypt("token-5")],
+    );
+    let before = f.raw().id_strings(
+        "SELECT id, credential_value FROM provider_credentials ORDER BY id",
+        &[],
+    );
     let rotating = CredentialCipher::from_passphrase("new passphrase")
         .unwrap()
         .with_previous_passphrase("old passphrase")
@@ -351,16 +318,10 @@ fn a_rotation_that_fails_midway_leaves_every_row_as_it_was() {
         e.is_crypto() && e.to_string().contains("credential row 5"),
         "{e}"
     );
-    let after: Vec<(i64, String)> = {
-        let conn = f.raw();
-        let mut stmt = conn
-            .prepare("SELECT id, credential_value FROM provider_credentials ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let after = f.raw().id_strings(
+        "SELECT id, credential_value FROM provider_credentials ORDER BY id",
+        &[],
+    );
     assert_eq!(before, after, "the transaction was rolled back");
     for user in (1..=10).filter(|u| *u != 5) {
         assert_eq!(
@@ -385,9 +346,8 @@ fn a_rotation_that_fails_midway_leaves_every_row_as_it_was() {
     let _: Option<AuditTrail> = None;
 }
 
-#[test]
-fn the_async_api_runs_on_the_blocking_pool() {
-    let f = Fixture::new();
+fn the_async_api_runs_on_the_blocking_pool(kind: Kind) {
+    let f = Fixture::new(kind);
     let creds = store(&f, cipher());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -436,3 +396,11 @@ fn the_async_api_runs_on_the_blocking_pool() {
         );
     });
 }
+
+both!(
+    credentials_are_stored_encrypted_and_never_in_plaintext,
+    migration_encrypts_every_plaintext_row_and_leaves_no_copy_in_the_files,
+    rotation_moves_every_row_to_the_current_key,
+    a_rotation_that_fails_midway_leaves_every_row_as_it_was,
+    the_async_api_runs_on_the_blocking_pool,
+);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Fixture, object};
+use super::{Fixture, Kind, both, object};
 use crate::HardwareInfo;
 use crate::hardware::{
     self, DEFAULT_GPU, HardwareOption, default_gpu_cost_per_hour, default_hardware_info,
@@ -28,9 +28,8 @@ fn the_defaults_are_the_documented_ones() {
     assert!((default_gpu_cost_per_hour(&other) - 3.51).abs() < 1e-9);
 }
 
-#[test]
-fn pricing_comes_from_the_replicate_configuration_and_is_cached() {
-    let f = Fixture::new();
+fn pricing_comes_from_the_replicate_configuration_and_is_cached(kind: Kind) {
+    let f = Fixture::new(kind);
     // No configuration: the defaults.
     assert_eq!(f.store.hardware_pricing().unwrap(), default_hardware_info());
     // An empty object is no configuration either.
@@ -56,12 +55,10 @@ fn pricing_comes_from_the_replicate_configuration_and_is_cached() {
     );
     // A write behind the store's back is seen after the TTL, not before.
     let reads = f.store.database_reads();
-    f.raw()
-        .execute(
-            "UPDATE provider_config SET config = '{}' WHERE provider = 'replicate'",
-            [],
-        )
-        .unwrap();
+    f.raw().execute(
+        "UPDATE provider_config SET config = '{}' WHERE provider = 'replicate'",
+        &[],
+    );
     f.clock.advance(Duration::from_secs(299));
     assert_eq!(f.store.hardware_pricing().unwrap(), custom);
     assert_eq!(f.store.database_reads(), reads);
@@ -86,9 +83,8 @@ fn pricing_comes_from_the_replicate_configuration_and_is_cached() {
     assert!(f.store.set_hardware_info("replicate", &negative).is_err());
 }
 
-#[test]
-fn concurrent_async_callers_load_once() {
-    let f = Fixture::new();
+fn concurrent_async_callers_load_once(kind: Kind) {
+    let f = Fixture::new(kind);
     let mut custom = HardwareInfo::new();
     custom.insert("gpu-l40s".into(), HardwareOption::new("L40S", 0.001));
     f.store.set_hardware_info("replicate", &custom).unwrap();
@@ -116,16 +112,11 @@ fn concurrent_async_callers_load_once() {
     assert_eq!(f.store.database_reads(), 1);
 }
 
-#[test]
-fn a_broken_stored_pricing_is_an_error_not_the_defaults() {
-    let f = Fixture::new();
+fn a_broken_stored_pricing_is_an_error_not_the_defaults(kind: Kind) {
+    let f = Fixture::new(kind);
     f.raw()
-        .execute(
-            "INSERT INTO provider_config (provider, config, updated_at)
-             VALUES ('replicate', '{\"hardware_info\": {\"gpu\": {\"cost_per_second\": -3}}}', 'x')",
-            [],
-        )
-        .unwrap();
+        .execute("INSERT INTO provider_config (provider, config, updated_at)
+             VALUES ('replicate', '{\"hardware_info\": {\"gpu\": {\"cost_per_second\": -3}}}', 'x')", &[]);
     let e = f.store.hardware_pricing().unwrap_err();
     assert!(
         e.to_string().contains("`replicate`") && e.to_string().contains("hardware_info"),
@@ -145,3 +136,9 @@ fn the_global_functions_use_the_global_cache() {
     crate::invalidate_provider_cache("replicate");
     assert_eq!(hardware::get_hardware_info(), default_hardware_info());
 }
+
+both!(
+    pricing_comes_from_the_replicate_configuration_and_is_cached,
+    concurrent_async_callers_load_once,
+    a_broken_stored_pricing_is_an_error_not_the_defaults,
+);

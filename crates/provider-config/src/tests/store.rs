@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Fixture, cipher, files_contain, object};
+use super::{Fixture, Kind, both, cipher, object, params};
 use crate::caches::provider_config_key;
 use crate::{
     CacheInvalidator, ConfigCaches, ConfigStore, CostAction, CostLimit, CostPeriod, Invalidation,
     StoreError,
 };
 
-#[test]
-fn missing_is_empty_and_rows_round_trip() {
-    let f = Fixture::new();
+fn missing_is_empty_and_rows_round_trip(kind: Kind) {
+    let f = Fixture::new(kind);
     assert!(f.store.get("replicate").unwrap().is_empty());
     assert!(f.store.list().unwrap().is_empty());
     f.store
@@ -41,22 +40,18 @@ fn missing_is_empty_and_rows_round_trip() {
     assert!(!f.store.delete("replicate").unwrap());
     assert!(f.store.get("replicate").unwrap().is_empty());
     // The row is the original's: provider, JSON text, UTC ISO-8601 updated_at.
-    let (config, updated_at): (String, String) = f
-        .raw()
-        .query_row(
-            "SELECT config, updated_at FROM provider_config WHERE provider = 'modal'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = f.raw().rows(
+        "SELECT config, updated_at FROM provider_config WHERE provider = 'modal'",
+        &[],
+    );
+    let (config, updated_at) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
     assert_eq!(config, "{}");
     assert!(updated_at.ends_with("+00:00"), "{updated_at}");
     crate::Timestamp::parse(&updated_at).unwrap();
 }
 
-#[test]
-fn within_one_ttl_the_database_is_read_once_per_provider() {
-    let f = Fixture::new();
+fn within_one_ttl_the_database_is_read_once_per_provider(kind: Kind) {
+    let f = Fixture::new(kind);
     f.store.save("replicate", object(json!({"k": 1}))).unwrap();
     f.store.save("modal", object(json!({"k": 2}))).unwrap();
     assert_eq!(f.store.database_reads(), 0);
@@ -94,9 +89,8 @@ fn within_one_ttl_the_database_is_read_once_per_provider() {
     );
 }
 
-#[test]
-fn a_write_is_visible_on_the_next_read_in_the_same_process() {
-    let f = Fixture::new();
+fn a_write_is_visible_on_the_next_read_in_the_same_process(kind: Kind) {
+    let f = Fixture::new(kind);
     f.store.save("replicate", object(json!({"v": 1}))).unwrap();
     assert_eq!(f.store.get("replicate").unwrap()["v"], 1);
     for (n, write) in [
@@ -124,9 +118,8 @@ fn a_write_is_visible_on_the_next_read_in_the_same_process() {
     assert_eq!(f.store.database_reads(), reads);
 }
 
-#[test]
-fn eight_threads_updating_different_keys_of_one_provider_lose_nothing() {
-    let f = Fixture::new();
+fn eight_threads_updating_different_keys_of_one_provider_lose_nothing(kind: Kind) {
+    let f = Fixture::new(kind);
     f.store
         .save("replicate", object(json!({"base": true})))
         .unwrap();
@@ -162,7 +155,7 @@ fn eight_threads_updating_different_keys_of_one_provider_lose_nothing() {
 fn database_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let f = Fixture::new();
+    let f = Fixture::new(Kind::Sqlite);
     f.store.save("replicate", object(json!({"k": 1}))).unwrap();
     // A connection is open (pooled), so the write-ahead log and shared memory exist.
     let db = f.jobs_db();
@@ -175,7 +168,7 @@ fn database_files_are_private() {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
     // The original's pragmas.
-    let conn = f.raw();
+    let conn = super::raw(&f.jobs_db());
     let journal: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -186,37 +179,27 @@ fn database_files_are_private() {
     assert_eq!(version, 1);
 }
 
-#[test]
-fn a_row_holding_invalid_json_is_an_error_naming_the_provider() {
-    let f = Fixture::new();
+fn a_row_holding_invalid_json_is_an_error_naming_the_provider(kind: Kind) {
+    let f = Fixture::new(kind);
     f.raw()
-        .execute(
-            "INSERT INTO provider_config (provider, config, updated_at) VALUES ('modal', '{broken', 'x')",
-            [],
-        )
-        .unwrap();
+        .execute("INSERT INTO provider_config (provider, config, updated_at) VALUES ('modal', '{broken', 'x')", &[]);
     let e = f.store.get("modal").unwrap_err();
     assert!(matches!(e, StoreError::InvalidStoredConfig { .. }));
     assert!(e.to_string().contains("`modal`"), "{e}");
     // An update does not silently replace it (the original merged into `{}`)...
     assert!(f.store.update("modal", object(json!({"a": 1}))).is_err());
-    let stored: String = f
-        .raw()
-        .query_row(
-            "SELECT config FROM provider_config WHERE provider = 'modal'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = f.raw().string(
+        "SELECT config FROM provider_config WHERE provider = 'modal'",
+        &[],
+    );
     assert_eq!(stored, "{broken");
     // ...a save fixes it, and errors are not cached.
     f.store.save("modal", object(json!({"a": 1}))).unwrap();
     assert_eq!(f.store.get("modal").unwrap()["a"], 1);
 }
 
-#[test]
-fn bad_values_are_refused_before_anything_is_written() {
-    let f = Fixture::new();
+fn bad_values_are_refused_before_anything_is_written(kind: Kind) {
+    let f = Fixture::new(kind);
     f.store
         .save("replicate", object(json!({"keep": 1})))
         .unwrap();
@@ -249,9 +232,8 @@ fn bad_values_are_refused_before_anything_is_written() {
     assert!(e.is_err());
 }
 
-#[test]
-fn cost_limits_and_webhooks_have_the_originals_defaults() {
-    let f = Fixture::new();
+fn cost_limits_and_webhooks_have_the_originals_defaults(kind: Kind) {
+    let f = Fixture::new(kind);
     assert_eq!(
         f.store.cost_limit("replicate").unwrap(),
         CostLimit::default()
@@ -274,9 +256,8 @@ fn cost_limits_and_webhooks_have_the_originals_defaults() {
     );
 }
 
-#[test]
-fn the_webhook_secret_is_stored_encrypted_and_plaintext_rows_still_read() {
-    let f = Fixture::new();
+fn the_webhook_secret_is_stored_encrypted_and_plaintext_rows_still_read(kind: Kind) {
+    let f = Fixture::new(kind);
     let sentinel = "SENTINEL-webhook-3f9a1c";
     f.store
         .update(
@@ -293,32 +274,27 @@ fn the_webhook_secret_is_stored_encrypted_and_plaintext_rows_still_read() {
     let config = f.store.get("replicate").unwrap().into_map();
     f.store.save("replicate", config).unwrap();
     assert_eq!(f.store.get("replicate").unwrap()["webhook_secret"], stored);
-    assert!(files_contain(&f.jobs_db(), sentinel).is_empty());
-    assert!(files_contain(&f.audit_db(), sentinel).is_empty());
+    assert!(f.db.holding(sentinel).is_empty());
     // A row written by the original, in plaintext, reads as plaintext.
-    f.raw()
-        .execute(
-            "INSERT INTO provider_config (provider, config, updated_at)
+    f.raw().execute(
+        "INSERT INTO provider_config (provider, config, updated_at)
              VALUES ('modal', '{\"webhook_secret\": \"legacy-plain\"}', 'x')",
-            [],
-        )
-        .unwrap();
+        &[],
+    );
     let webhook = f.store.webhook_config("modal").unwrap();
     assert_eq!(webhook.secret.unwrap().expose(), "legacy-plain");
     // A value encrypted under a key we do not have is an error, not plaintext.
     let other = credential_crypto::CredentialCipher::from_passphrase("other").unwrap();
-    f.raw()
-        .execute(
-            "UPDATE provider_config SET config = ?1 WHERE provider = 'modal'",
-            [json!({"webhook_secret": other.encrypt("x")}).to_string()],
-        )
-        .unwrap();
+    f.raw().execute(
+        "UPDATE provider_config SET config = ?1 WHERE provider = 'modal'",
+        params![json!({"webhook_secret": other.encrypt("x")}).to_string()],
+    );
     f.store
         .caches()
         .invalidate(&Invalidation::Provider("modal".into()));
     assert!(f.store.webhook_config("modal").unwrap_err().is_crypto());
     // Without a cipher, writing a credential is refused rather than stored in plaintext.
-    let keyless = ConfigStore::builder(f.jobs_db()).open().unwrap();
+    let keyless = ConfigStore::builder_at(f.db.jobs()).open().unwrap();
     assert!(
         keyless
             .update("x", object(json!({"webhook_secret": "s"})))
@@ -347,7 +323,7 @@ impl CacheInvalidator for Broadcaster {
 
 #[test]
 fn invalidation_goes_through_the_pluggable_invalidator() {
-    let f = Fixture::new();
+    let f = Fixture::new(Kind::Sqlite);
     let broadcaster = Arc::new(Broadcaster::default());
     // Two "processes": separate caches over one database.
     let caches_a = Arc::new(ConfigCaches::new());
@@ -446,9 +422,8 @@ fn the_global_caches_have_the_documented_sizes_and_ttls() {
     );
 }
 
-#[test]
-fn the_async_api_never_blocks_and_loads_once() {
-    let f = Fixture::new();
+fn the_async_api_never_blocks_and_loads_once(kind: Kind) {
+    let f = Fixture::new(kind);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -517,11 +492,16 @@ fn the_async_api_never_blocks_and_loads_once() {
     });
 }
 
-#[test]
-fn the_schema_of_a_newer_version_is_refused() {
-    let f = Fixture::new();
-    f.raw().execute_batch("PRAGMA user_version = 99").unwrap();
-    let e = ConfigStore::builder(f.jobs_db()).open().unwrap_err();
+fn the_schema_of_a_newer_version_is_refused(kind: Kind) {
+    let f = Fixture::new(kind);
+    match kind {
+        Kind::Sqlite => f.raw().batch("PRAGMA user_version = 99"),
+        #[cfg(feature = "postgres")]
+        Kind::Postgres => f
+            .raw()
+            .batch("UPDATE provider_config_schema SET version = 99"),
+    }
+    let e = ConfigStore::builder_at(f.db.jobs()).open().unwrap_err();
     assert!(
         matches!(
             e,
@@ -534,3 +514,16 @@ fn the_schema_of_a_newer_version_is_refused() {
         "{e}"
     );
 }
+
+both!(
+    missing_is_empty_and_rows_round_trip,
+    within_one_ttl_the_database_is_read_once_per_provider,
+    a_write_is_visible_on_the_next_read_in_the_same_process,
+    eight_threads_updating_different_keys_of_one_provider_lose_nothing,
+    a_row_holding_invalid_json_is_an_error_naming_the_provider,
+    bad_values_are_refused_before_anything_is_written,
+    cost_limits_and_webhooks_have_the_originals_defaults,
+    the_webhook_secret_is_stored_encrypted_and_plaintext_rows_still_read,
+    the_async_api_never_blocks_and_loads_once,
+    the_schema_of_a_newer_version_is_refused,
+);

@@ -12,7 +12,7 @@ pub(crate) fn run(app: &AppName, command: &AuditCommand) -> Result<u8, Failure> 
     let settings = state::settings(app)?;
     // Reading creates nothing: no audit database means no entries. And a missing key is
     // never replaced here: a new key would not verify the existing chain.
-    let trail = if settings.audit_db.exists() {
+    let trail = if state::audit_exists(&settings) {
         let key = AuditKey::load_existing(&settings)?.ok_or_else(|| {
             Failure::new(
                 exit::CRYPTO,
@@ -23,7 +23,7 @@ pub(crate) fn run(app: &AppName, command: &AuditCommand) -> Result<u8, Failure> 
                 ),
             )
         })?;
-        Some(AuditTrail::open_path(&settings.audit_db, key)?)
+        Some(AuditTrail::open_at(&settings.audit_location(), key)?)
     } else {
         None
     };

@@ -17,9 +17,12 @@ use crate::state;
 pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure> {
     let settings = state::settings(app)?;
     match command {
+        ConfigCommand::Migrate { to, json } => {
+            super::config_migrate::run(app, settings, to.as_deref(), *json)
+        }
         ConfigCommand::Get { provider } => {
             // Reading creates nothing: no database yet means no configuration.
-            let config = match settings.jobs_db.exists() {
+            let config = match state::store_exists(&settings) {
                 true => reader(&settings)?.get(provider)?,
                 false => CloudProviderConfig::default(),
             };
@@ -28,7 +31,7 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
             Ok(0)
         }
         ConfigCommand::List { json } => {
-            let providers = match settings.jobs_db.exists() {
+            let providers = match state::store_exists(&settings) {
                 true => reader(&settings)?.list()?,
                 false => Vec::new(),
             };
@@ -53,7 +56,7 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
             Ok(0)
         }
         ConfigCommand::Delete { provider } => {
-            let deleted = settings.jobs_db.exists() && writer(&settings)?.delete(provider)?;
+            let deleted = state::store_exists(&settings) && writer(&settings)?.delete(provider)?;
             if deleted {
                 Ok(0)
             } else {
@@ -69,7 +72,7 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
 
 /// A store for reading: no audit trail (nothing to record), the key never needed.
 fn reader(settings: &StoreSettings) -> Result<ConfigStore, Failure> {
-    Ok(ConfigStore::builder(&settings.jobs_db).open()?)
+    Ok(ConfigStore::builder_at(settings.jobs_location()).open()?)
 }
 
 /// The application's store, audited, acting as the user running the command.

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod config;
+pub(crate) mod config_migrate;
 pub(crate) mod crypto;
 pub(crate) mod delete;
 pub(crate) mod doctor;
