@@ -4,6 +4,7 @@
 //! administrator and proxy of the Vault tests ([`vault`]).
 
 pub mod moto;
+pub mod reliability;
 
 use std::io;
 use std::path::PathBuf;

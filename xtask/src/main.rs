@@ -11,6 +11,7 @@ mod bench;
 mod checks;
 mod openbao;
 mod postgres;
+mod reliability;
 mod servers;
 mod tools;
 
@@ -24,7 +25,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::bench::Bench;
 
-const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
+const USAGE: &str =
+    "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|reliability [NAME...]|help>
 
   ci     every check CI runs, stopping at the first failure: the repository is
          self-contained, fmt, dependency boundaries, clippy, the facade's feature matrix,
@@ -39,6 +41,8 @@ const USAGE: &str = "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|help>
          the cross-replica invalidation latency (target/bench/*.json)
   fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
          (cargo-fuzz, nightly); ci runs each for 10 s
+  reliability  the long reliability checks (fuzzing, crash and multi-process safety, faults,
+         leaks, load) with the real servers; regenerates docs/reliability.md from their figures
 
 Cargo tools are installed into $SECRETS_XTASK_TOOLS, else $XDG_CACHE_HOME/secrets-xtask,
 else ~/.cache/secrets-xtask (never into ~/.cargo/bin), and reused by later runs and clones.";
@@ -66,6 +70,8 @@ enum Task {
     Fuzz {
         seconds: u32,
     },
+    /// `cargo xtask reliability`: the checks to run at full scale (`None`: only the document).
+    Reliability(Option<Vec<reliability::Check>>),
     /// Print this usage text and succeed.
     Help(&'static str),
 }
@@ -122,6 +128,10 @@ fn parse_args(args: &[&str]) -> Result<Task, UsageError> {
                 "SECONDS must be a whole number, not `{seconds}`"
             ))),
         },
+        ["reliability", "help" | "-h" | "--help"] => Ok(Task::Help(reliability::USAGE)),
+        ["reliability", names @ ..] => reliability::parse(names)
+            .map(Task::Reliability)
+            .map_err(|problem| UsageError::new(Some(problem), reliability::USAGE)),
         [other, ..] => Err(usage(format!("unknown task `{other}`"))),
     }
 }
@@ -168,6 +178,7 @@ fn execute(task: Task) -> Result<()> {
         Task::Test => test(&root)?,
         Task::Bench(which) => bench::bench(&root, which)?,
         Task::Fuzz { seconds } => fuzz(&root, seconds, FuzzBuild::Thorough)?,
+        Task::Reliability(checks) => reliability::reliability(&root, checks)?,
         Task::Help(usage) => println!("{usage}"),
     }
     println!("xtask: all done in {:.0?}", started.elapsed());
@@ -218,7 +229,38 @@ enum FuzzBuild {
 /// Runs every fuzz target for `seconds` (installing cargo-fuzz into the tools cache when
 /// missing; it needs the nightly toolchain).
 fn fuzz(root: &Path, seconds: u32, build: FuzzBuild) -> Result<()> {
+    fuzz_targets(root, seconds, build).map(drop)
+}
+
+/// What one fuzz run did: the target, libFuzzer's executions and seconds, the corpus size.
+struct FuzzRun {
+    target: &'static str,
+    executions: u64,
+    seconds: u64,
+    corpus: usize,
+}
+
+/// `cargo xtask reliability fuzz`: every target for `seconds`, thorough build; one row each.
+pub(crate) fn fuzz_and_report(root: &Path, seconds: u32) -> Result<Vec<serde_json::Value>> {
+    let runs = fuzz_targets(root, seconds, FuzzBuild::Thorough)?;
+    Ok(runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": format!("fuzz-{}", r.target),
+                "check": format!("Fuzzing: `{}` (cargo-fuzz, libFuzzer, AddressSanitizer)", r.target),
+                "figures": format!(
+                    "{} executions in {} s, no crash or oracle failure; corpus {} inputs",
+                    r.executions, r.seconds, r.corpus
+                ),
+            })
+        })
+        .collect())
+}
+
+fn fuzz_targets(root: &Path, seconds: u32, build: FuzzBuild) -> Result<Vec<FuzzRun>> {
     let cargo_fuzz = tools::ensure(&tools::CARGO_FUZZ)?;
+    let mut runs = Vec::new();
     for (target, dict, seeds) in FUZZ_TARGETS {
         let corpus = root.join("fuzz/corpus").join(target);
         std::fs::create_dir_all(&corpus)
@@ -236,9 +278,56 @@ fn fuzz(root: &Path, seconds: u32, build: FuzzBuild) -> Result<()> {
         if let Some(dict) = dict {
             cmd.arg(format!("-dict={}", root.join("fuzz").join(dict).display()));
         }
-        step(&format!("fuzz {target} for {seconds} s"), || run(&mut cmd))?;
+        step(&format!("fuzz {target} for {seconds} s"), || {
+            let stderr = run_teeing_stderr(&mut cmd)?;
+            // libFuzzer's last words: "Done 10490 runs in 12 second(s)".
+            let done = stderr
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("Done "))
+                .context("libFuzzer did not report its executions (no `Done N runs` line)")?;
+            let mut words = done.split_whitespace();
+            let executions = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let seconds = words.nth(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let corpus = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+            runs.push(FuzzRun {
+                target,
+                executions,
+                seconds,
+                corpus,
+            });
+            Ok(())
+        })?;
     }
-    Ok(())
+    Ok(runs)
+}
+
+/// Runs a command with its stderr passed through line by line and also kept; an unsuccessful
+/// exit is an error naming it.
+fn run_teeing_stderr(cmd: &mut Command) -> Result<String> {
+    use std::io::BufRead;
+    let shown = format!("{cmd:?}");
+    println!("$ {shown}");
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {shown}"))?;
+    let mut kept = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            eprintln!("{line}");
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(kept)
 }
 
 /// Runs a command, inheriting stdio; an unsuccessful exit is an error naming it.
