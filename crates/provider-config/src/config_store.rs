@@ -10,7 +10,7 @@ use credential_crypto::{CredentialCipher, KeyLoader, Secret};
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditEvent, AuditTrail, PROVIDER_CONFIGURED};
-use crate::backend::{Backend, Tables, unblock};
+use crate::backend::{Backend, unblock};
 use crate::caches::{
     CacheInvalidator, ConfigCaches, Invalidation, global_invalidator, provider_config_key,
 };
@@ -31,6 +31,9 @@ struct StoreInner {
     caches: Arc<ConfigCaches>,
     invalidator: Arc<dyn CacheInvalidator>,
     audit: Option<AuditTrail>,
+    /// Whether the audit row is appended in the change's own transaction (the audit trail
+    /// is in the same PostgreSQL database, or its SQLite file is attached).
+    audit_in_tx: bool,
     cipher: CipherSource,
     database_reads: AtomicU64,
 }
@@ -137,7 +140,12 @@ impl ConfigStoreBuilder {
     /// PostgreSQL, also starts the store's listener: a dedicated connection that drops the
     /// entries of this store's caches that other processes' writes made stale.
     pub fn open(self) -> Result<ConfigStore, StoreError> {
-        let backend = Backend::open(&self.location, Tables::Jobs)?;
+        let audit_file = self.audit.as_ref().and_then(AuditTrail::sqlite_path);
+        let backend = Backend::open_jobs_with_audit(&self.location, audit_file)?;
+        let audit_in_tx = self
+            .audit
+            .as_ref()
+            .is_some_and(|trail| trail.shares_transactions_with(&backend));
         let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self
             .invalidator
@@ -155,6 +163,7 @@ impl ConfigStoreBuilder {
                 caches,
                 invalidator,
                 audit: self.audit,
+                audit_in_tx,
                 cipher: self.cipher,
                 database_reads: AtomicU64::new(0),
             }),
@@ -355,7 +364,7 @@ impl ConfigStore {
     pub fn save(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &config)?;
-        let change = self.write("saving a provider configuration", provider, |tx| {
+        self.write("saving a provider configuration", provider, |tx| {
             // A row that is not valid JSON is replaced: saving is how it gets fixed.
             let before = match tx.config_get_for_update(provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
@@ -370,12 +379,14 @@ impl ConfigStore {
                 &Value::Object(after.clone()).to_string(),
                 &Timestamp::now().to_string(),
             )?;
-            Ok(Change {
-                operation: "save",
-                changed_keys: changed_keys(&before, &after),
-            })
-        })?;
-        self.after_write(provider, change)
+            Ok((
+                (),
+                Some(Change {
+                    operation: "save",
+                    changed_keys: changed_keys(&before, &after),
+                }),
+            ))
+        })
     }
 
     /// [`save`](Self::save) without blocking the runtime.
@@ -398,8 +409,7 @@ impl ConfigStore {
     ) -> Result<CloudProviderConfig, StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &updates)?;
-        let mut stored = None;
-        let change = self.write("updating a provider configuration", provider, |tx| {
+        self.write("updating a provider configuration", provider, |tx| {
             let before = match tx.config_get_for_update(provider)? {
                 // Unlike the original, a broken row is not silently replaced by the update.
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
@@ -415,14 +425,14 @@ impl ConfigStore {
                 &Timestamp::now().to_string(),
             )?;
             let changed_keys = changed_keys(&before, &after);
-            stored = Some(CloudProviderConfig::from(after));
-            Ok(Change {
-                operation: "update",
-                changed_keys,
-            })
-        })?;
-        self.after_write(provider, change)?;
-        Ok(stored.unwrap_or_default())
+            Ok((
+                CloudProviderConfig::from(after),
+                Some(Change {
+                    operation: "update",
+                    changed_keys,
+                }),
+            ))
+        })
     }
 
     /// [`update`](Self::update) without blocking the runtime.
@@ -437,24 +447,23 @@ impl ConfigStore {
 
     /// Deletes a provider's configuration; whether there was one.
     pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
-        let mut deleted = false;
-        let change = self.write("deleting a provider configuration", provider, |tx| {
+        self.write("deleting a provider configuration", provider, |tx| {
             let before = match tx.config_get_for_update(provider)? {
                 Some(text) => CloudProviderConfig::from_stored(provider, &text)
                     .map(CloudProviderConfig::into_map)
                     .unwrap_or_default(),
-                None => return Ok(None),
+                // Nothing to delete; still invalidated (another process may have deleted it).
+                None => return Ok((false, None)),
             };
-            deleted = tx.config_delete(provider)?;
-            Ok(Some(Change {
-                operation: "delete",
-                changed_keys: changed_keys(&before, &Map::new()),
-            }))
-        })?;
-        if let Some(change) = change {
-            self.after_write(provider, change)?;
-        }
-        Ok(deleted)
+            let deleted = tx.config_delete(provider)?;
+            Ok((
+                deleted,
+                Some(Change {
+                    operation: "delete",
+                    changed_keys: changed_keys(&before, &Map::new()),
+                }),
+            ))
+        })
     }
 
     /// [`delete`](Self::delete) without blocking the runtime.
@@ -463,19 +472,37 @@ impl ConfigStore {
         unblock(move || store.delete(&provider)).await
     }
 
-    /// A write transaction about `provider`'s row, which tells the other processes sharing
-    /// the database (PostgreSQL) what changed when it commits.
+    /// A write transaction about `provider`'s row: `f` makes the change and says what it
+    /// changed; its audit row is appended in the same transaction (so a failure rolls back
+    /// both), the other processes sharing the database (PostgreSQL) are told when it
+    /// commits, and this process's caches are invalidated afterwards, whatever `f` found.
     fn write<T>(
         &self,
         operation: &'static str,
         provider: &str,
-        f: impl FnOnce(&dyn Rows) -> Result<T, TxError>,
+        f: impl FnOnce(&dyn Rows) -> Result<(T, Option<Change>), TxError>,
     ) -> Result<T, StoreError> {
-        self.inner.backend.write(operation, |tx| {
-            let value = f(tx)?;
+        let in_tx = self.inner.audit_in_tx;
+        let result = self.inner.backend.write(operation, |tx| {
+            let (value, change) = f(tx)?;
+            if in_tx && let (Some(trail), Some(change)) = (&self.inner.audit, &change) {
+                trail.append_in_tx(tx, &self.audit_event(provider, change))?;
+            }
             tx.notify(&Invalidation::Provider(provider.to_owned()))?;
-            Ok(value)
-        })
+            Ok((value, change))
+        });
+        // Invalidated even when the write failed or found nothing: cheap, and never stale.
+        self.inner
+            .invalidator
+            .invalidate(&Invalidation::Provider(provider.to_owned()));
+        let (value, change) = result?;
+        if !in_tx && let (Some(trail), Some(change)) = (&self.inner.audit, &change) {
+            // The trail is elsewhere (another kind of database): appended after the commit.
+            trail
+                .append(&self.audit_event(provider, change))
+                .map_err(|e| StoreError::AuditAfterCommit(Box::new(e)))?;
+        }
+        Ok(value)
     }
 
     /// Encrypts the credential keys of `after` whose values are new (not those carried over
@@ -505,13 +532,9 @@ impl ConfigStore {
         Ok(())
     }
 
-    fn after_write(&self, provider: &str, change: Change) -> Result<(), StoreError> {
-        self.inner
-            .invalidator
-            .invalidate(&Invalidation::Provider(provider.to_owned()));
-        let Some(trail) = &self.inner.audit else {
-            return Ok(());
-        };
+    /// The `provider.configured` row of a change: the names of the changed keys, never
+    /// their values.
+    fn audit_event(&self, provider: &str, change: &Change) -> AuditEvent {
         let verb = match change.operation {
             "save" => "saved",
             "update" => "updated",
@@ -525,15 +548,11 @@ impl ConfigStore {
                 change.changed_keys.join(", ")
             )
         };
-        let event = AuditEvent::new(PROVIDER_CONFIGURED, action)
+        AuditEvent::new(PROVIDER_CONFIGURED, action)
             .actor(self.actor.clone())
             .target("provider", provider)
             .detail("operation", change.operation)
-            .detail("changed_keys", change.changed_keys);
-        trail
-            .append(&event)
-            .map(|_| ())
-            .map_err(|e| StoreError::AuditAfterCommit(Box::new(e)))
+            .detail("changed_keys", change.changed_keys.clone())
     }
 
     /// A provider's webhook settings with the original's defaults; the secret decrypted.

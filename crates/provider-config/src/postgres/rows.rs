@@ -14,7 +14,9 @@ use crate::StoreError;
 use crate::audit::{AuditFilter, RawRow, python_str};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
-use crate::rows::{AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError};
+use crate::rows::{
+    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError,
+};
 
 /// An audit row whose column cannot be kept exactly in PostgreSQL's typed column.
 fn copy_error(id: i64, column: &str) -> TxError {
@@ -461,6 +463,59 @@ impl AuditRows for PgRows<'_> {
             .map(|row| self.get(&row, 0))
             .transpose()?
             .unwrap_or_else(|| "genesis".to_owned()))
+    }
+
+    fn audit_last_row(&self) -> Result<Option<RawRow>, TxError> {
+        Ok(self
+            .raw_rows(
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log a
+                     LEFT JOIN audit_row_mac m ON m.entry_id = a.id ORDER BY a.id DESC LIMIT 1"
+                ),
+                &[],
+            )?
+            .pop())
+    }
+
+    fn audit_head(&self) -> Result<Option<AuditHead>, TxError> {
+        self.query_opt(
+            "SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1",
+            &[],
+        )?
+        .map(|row| {
+            Ok(AuditHead {
+                last_id: self.get(&row, 0)?,
+                entry_hash: self.get(&row, 1)?,
+                mac: self.get(&row, 2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn audit_set_head(&self, head: &AuditHead) -> Result<(), TxError> {
+        self.execute(
+            "INSERT INTO audit_head (id, last_id, entry_hash, mac) VALUES (1, $1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET last_id = EXCLUDED.last_id,
+                 entry_hash = EXCLUDED.entry_hash, mac = EXCLUDED.mac",
+            &[&head.last_id, &head.entry_hash, &head.mac],
+        )?;
+        Ok(())
+    }
+
+    fn audit_orphan_macs(&self, limit: i64) -> Result<Vec<i64>, TxError> {
+        self.query(
+            "SELECT m.entry_id FROM audit_row_mac m
+             WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.id = m.entry_id)
+             ORDER BY m.entry_id LIMIT $1",
+            &[&limit],
+        )?
+        .iter()
+        .map(|row| self.get(row, 0))
+        .collect()
+    }
+
+    fn audit_id_high_water(&self) -> Result<Option<i64>, TxError> {
+        Ok(None)
     }
 
     fn audit_insert(&self, row: &NewAuditRow<'_>) -> Result<i64, TxError> {

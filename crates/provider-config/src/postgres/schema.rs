@@ -17,7 +17,7 @@ use crate::rows::TxError;
 const MIGRATION_LOCK: i32 = 1;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
     CREATE TABLE IF NOT EXISTS provider_config (
@@ -60,6 +60,16 @@ const V1: &str = "
     CREATE INDEX IF NOT EXISTS idx_audit_entry_hash ON audit_log (entry_hash);
     CREATE TABLE IF NOT EXISTS audit_row_mac (
         entry_id BIGINT PRIMARY KEY,
+        mac TEXT NOT NULL
+    );
+";
+
+/// The chain head marker (see `AuditHead`).
+const V2: &str = "
+    CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_id BIGINT NOT NULL,
+        entry_hash TEXT NOT NULL,
         mac TEXT NOT NULL
     );
 ";

@@ -34,6 +34,9 @@ pub(crate) struct Schema {
 #[derive(Debug)]
 pub(crate) struct SqliteDb {
     path: PathBuf,
+    /// The audit database attached to every connection as `audit`, so that a change and
+    /// its audit row are written in one transaction.
+    attached: Option<PathBuf>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -42,8 +45,44 @@ impl SqliteDb {
     /// The directory is created 0700 and the database, its write-ahead log and its
     /// shared-memory file 0600.
     pub(crate) fn open(path: &Path, schema: &Schema) -> Result<Self, StoreError> {
+        Self::open_with(path, schema, None)
+    }
+
+    /// [`open`](Self::open), attaching the audit database `audit` (already created and
+    /// migrated by its trail) to every connection. Not attached when the database itself
+    /// has tables of the audit database's names, which would hide the attached ones.
+    pub(crate) fn open_attached(
+        path: &Path,
+        schema: &Schema,
+        audit: &Path,
+    ) -> Result<Self, StoreError> {
+        let plain = Self::open_with(path, schema, None)?;
+        let clash: i64 = plain.read("checking table names", |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM main.sqlite_master
+                 WHERE name IN ('audit_log', 'audit_row_mac', 'audit_head')",
+                [],
+                |row| row.get(0),
+            )?)
+        })?;
+        if clash > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "the configuration database has audit tables of its own; audit rows are appended after each change instead of in its transaction"
+            );
+            return Ok(plain);
+        }
+        Self::open_with(path, schema, Some(audit.to_owned()))
+    }
+
+    fn open_with(
+        path: &Path,
+        schema: &Schema,
+        attached: Option<PathBuf>,
+    ) -> Result<Self, StoreError> {
         let db = Self {
             path: path.to_owned(),
+            attached,
             idle: Mutex::new(Vec::new()),
         };
         let mut conn = db.connect()?;
@@ -55,6 +94,11 @@ impl SqliteDb {
     /// The database file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The audit database attached to every connection.
+    pub(crate) fn attached(&self) -> Option<&Path> {
+        self.attached.as_deref()
     }
 
     /// A new connection with the original's pragmas.
@@ -79,6 +123,23 @@ impl SqliteDb {
                 mode,
                 "the database did not switch to write-ahead logging"
             );
+        }
+        if let Some(audit) = &self.attached {
+            let name = audit.to_str().ok_or_else(|| {
+                StoreError::io(
+                    audit,
+                    "attaching the audit database",
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path is not UTF-8"),
+                )
+            })?;
+            let fail = |operation, e| StoreError::database(audit, operation, e);
+            conn.execute("ATTACH DATABASE ?1 AS audit", [name])
+                .map_err(|e| fail("attaching the audit database", e))?;
+            conn.execute_batch("PRAGMA audit.synchronous = NORMAL;")
+                .map_err(|e| fail("setting pragmas", e))?;
+            let _: String = conn
+                .query_row("PRAGMA audit.journal_mode = WAL", [], |row| row.get(0))
+                .map_err(|e| fail("switching to write-ahead logging", e))?;
         }
         Ok(conn)
     }
