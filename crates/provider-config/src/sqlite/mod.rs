@@ -56,39 +56,61 @@ impl SqliteDb {
         schema: &Schema,
         audit: &Path,
     ) -> Result<Self, StoreError> {
-        let plain = Self::open_with(path, schema, None)?;
-        let clash: i64 = plain.read("checking table names", |conn| {
-            Ok(conn.query_row(
-                "SELECT count(*) FROM main.sqlite_master
-                 WHERE name IN ('audit_log', 'audit_row_mac', 'audit_head')",
-                [],
-                |row| row.get(0),
-            )?)
-        })?;
-        if clash > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "the configuration database has audit tables of its own; audit rows are appended after each change instead of in its transaction"
-            );
-            return Ok(plain);
-        }
-        Self::open_with(path, schema, Some(audit.to_owned()))
+        Self::open_with(path, schema, Some(audit))
     }
 
-    fn open_with(
-        path: &Path,
-        schema: &Schema,
-        attached: Option<PathBuf>,
-    ) -> Result<Self, StoreError> {
-        let db = Self {
+    fn open_with(path: &Path, schema: &Schema, audit: Option<&Path>) -> Result<Self, StoreError> {
+        let mut db = Self {
             path: path.to_owned(),
-            attached,
+            attached: None,
             idle: Mutex::new(Vec::new()),
         };
+        // One connection for the set-up, kept in the pool: a connection opened and closed
+        // at once would, as the last one of its process, checkpoint and remove the
+        // write-ahead log under the feet of other processes starting at the same time.
         let mut conn = db.connect()?;
         migrate(&mut conn, schema).map_err(|e| db.error("migrating the schema", e))?;
+        if let Some(audit) = audit {
+            let clash: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM main.sqlite_master
+                     WHERE name IN ('audit_log', 'audit_row_mac', 'audit_head')",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(|e| StoreError::database(path, "checking table names", e))?;
+            if clash > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the configuration database has audit tables of its own; audit rows are appended after each change instead of in its transaction"
+                );
+            } else {
+                db.attached = Some(audit.to_owned());
+                db.attach(&conn)?;
+            }
+        }
         db.give_back(conn);
         Ok(db)
+    }
+
+    /// Attaches the audit database to `conn` as `audit`.
+    fn attach(&self, conn: &Connection) -> Result<(), StoreError> {
+        let Some(audit) = &self.attached else {
+            return Ok(());
+        };
+        let name = audit.to_str().ok_or_else(|| {
+            StoreError::io(
+                audit,
+                "attaching the audit database",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path is not UTF-8"),
+            )
+        })?;
+        let fail = |operation, e| StoreError::database(audit, operation, e);
+        conn.execute("ATTACH DATABASE ?1 AS audit", [name])
+            .map_err(|e| fail("attaching the audit database", e))?;
+        // Its trail opened it in WAL mode already (persistent).
+        conn.execute_batch("PRAGMA audit.synchronous = NORMAL;")
+            .map_err(|e| fail("setting pragmas", e))
     }
 
     /// The database file.
@@ -124,23 +146,7 @@ impl SqliteDb {
                 "the database did not switch to write-ahead logging"
             );
         }
-        if let Some(audit) = &self.attached {
-            let name = audit.to_str().ok_or_else(|| {
-                StoreError::io(
-                    audit,
-                    "attaching the audit database",
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path is not UTF-8"),
-                )
-            })?;
-            let fail = |operation, e| StoreError::database(audit, operation, e);
-            conn.execute("ATTACH DATABASE ?1 AS audit", [name])
-                .map_err(|e| fail("attaching the audit database", e))?;
-            conn.execute_batch("PRAGMA audit.synchronous = NORMAL;")
-                .map_err(|e| fail("setting pragmas", e))?;
-            let _: String = conn
-                .query_row("PRAGMA audit.journal_mode = WAL", [], |row| row.get(0))
-                .map_err(|e| fail("switching to write-ahead logging", e))?;
-        }
+        self.attach(&conn)?;
         Ok(conn)
     }
 
