@@ -243,3 +243,36 @@ both!(
     deleting_the_newest_or_all_rows_is_detected,
     appending_under_a_wrong_audit_key_is_refused,
 );
+
+// 4. A replaced or deleted plaintext secret is gone from the file bytes (SQLite: every
+// writing connection zeroes what it frees; PostgreSQL keeps dead row versions until a
+// vacuum, which `migrate-db` runs: see postgres.md).
+#[test]
+fn a_replaced_or_deleted_plaintext_secret_is_gone_from_the_files() {
+    let f = Fixture::new(Kind::Sqlite);
+    let raw = f.raw();
+    for (provider, secret) in [
+        ("replicate", "PLAIN-SENTINEL-ONE"),
+        ("modal", "PLAIN-SENTINEL-TWO"),
+    ] {
+        raw.execute(
+            "INSERT INTO provider_config (provider, config, updated_at) VALUES (?1, ?2, 'then')",
+            super::params![
+                provider,
+                format!(
+                    "{{\"webhook_secret\": \"{secret}\", \"webhook_url\": \"https://a.invalid\"}}"
+                )
+            ],
+        );
+    }
+    raw.batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    assert!(!f.db.holding("PLAIN-SENTINEL-ONE").is_empty());
+    f.store
+        .update("replicate", object(json!({"webhook_secret": "new secret"})))
+        .unwrap();
+    assert!(f.store.delete("modal").unwrap());
+    raw.batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    for sentinel in ["PLAIN-SENTINEL-ONE", "PLAIN-SENTINEL-TWO"] {
+        assert_eq!(f.db.holding(sentinel), Vec::<String>::new(), "{sentinel}");
+    }
+}
