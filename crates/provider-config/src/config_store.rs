@@ -629,27 +629,34 @@ impl ConfigStore {
     /// The hardware pricing (the `replicate` configuration's `hardware_info` when it is a
     /// non-empty object, else the defaults), through the store's hardware cache.
     pub fn hardware_pricing(&self) -> Result<HardwareInfo, StoreError> {
+        // Loaded from the database, not through the configuration cache: a cached
+        // configuration near the end of its TTL would make the pricing stale for two TTLs.
         if !self.caching() {
-            return hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?);
+            return hardware::pricing_of(&*self.load(HARDWARE_PROVIDER)?);
         }
         self.inner
             .caches
             .hardware_info()
-            .try_get_or_insert_with((), || hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?))
+            .try_get_or_insert_with((), || hardware::pricing_of(&*self.load(HARDWARE_PROVIDER)?))
     }
 
     /// [`hardware_pricing`](Self::hardware_pricing) without blocking the runtime;
     /// concurrent callers load once.
     pub async fn hardware_pricing_async(&self) -> Result<HardwareInfo, StoreError> {
+        let load = || {
+            let store = self.clone();
+            async move {
+                let config = unblock(move || store.load(HARDWARE_PROVIDER)).await?;
+                hardware::pricing_of(&config)
+            }
+        };
         if !self.caching() {
-            return hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?);
+            return load().await;
         }
         self.inner
             .caches
             .hardware_info()
-            .try_get_or_insert_with_async((), async {
-                hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?)
-            })
+            .try_get_or_insert_with_async((), load())
             .await
     }
 

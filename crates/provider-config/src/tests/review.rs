@@ -1,12 +1,15 @@
 //! Regression tests for the problems an adversarial review found: each fails without its
 //! fix, on both backends where it applies.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::{Fixture, Kind, Raw, TestDb, audit_key, both, cipher, object};
+use crate::hardware::{HardwareOption, default_hardware_info};
 use crate::{
-    AuditEvent, AuditKey, AuditTrail, ConfigStore, CredentialStore, LinkError, Secret, StoreError,
-    Tampering,
+    AuditEvent, AuditKey, AuditTrail, ConfigStore, CredentialStore, HardwareInfo, LinkError,
+    Secret, StoreError, Tampering,
 };
 
 /// Makes every insert into `audit_log` fail, as a lock timeout or a full disk would.
@@ -275,4 +278,65 @@ fn a_replaced_or_deleted_plaintext_secret_is_gone_from_the_files() {
     for sentinel in ["PLAIN-SENTINEL-ONE", "PLAIN-SENTINEL-TWO"] {
         assert_eq!(f.db.holding(sentinel), Vec::<String>::new(), "{sentinel}");
     }
+}
+
+/// A second store on the same database with caches of its own (another process).
+fn other_process(f: &Fixture) -> ConfigStore {
+    ConfigStore::builder_at(f.db.jobs())
+        .cipher(cipher())
+        .open()
+        .unwrap()
+}
+
+fn custom_pricing() -> HardwareInfo {
+    let mut custom = HardwareInfo::new();
+    custom.insert("gpu-l40s".into(), HardwareOption::new("L40S (48GB)", 0.5));
+    custom
+}
+
+// 9. The hardware pricing is never stale for more than one TTL after another process's
+// change (SQLite), and a delete that found nothing still invalidates.
+#[test]
+fn hardware_pricing_is_stale_for_one_ttl_at_most_and_every_delete_invalidates() {
+    let f = Fixture::new(Kind::Sqlite);
+    let other = other_process(&f);
+    assert!(f.store.get("replicate").unwrap().is_empty());
+    other
+        .set_hardware_info("replicate", &custom_pricing())
+        .unwrap();
+    // The first pricing load near the end of the configuration's TTL...
+    f.clock.advance(Duration::from_secs(299));
+    let _ = f.store.hardware_pricing().unwrap();
+    // ...and one TTL after the change the pricing is current.
+    f.clock.advance(Duration::from_secs(2));
+    assert_eq!(f.store.hardware_pricing().unwrap(), custom_pricing());
+
+    // Deleted by the other process; a local delete finds nothing, yet invalidates.
+    other.delete("replicate").unwrap();
+    assert!(!f.store.delete("replicate").unwrap());
+    assert_eq!(f.store.hardware_pricing().unwrap(), default_hardware_info());
+    assert!(f.store.get("replicate").unwrap().is_empty());
+}
+
+// 9, PostgreSQL: the other replica's write reaches the pricing cache through NOTIFY.
+#[cfg(feature = "postgres")]
+#[test]
+fn hardware_pricing_follows_another_replicas_write_on_postgres() {
+    let f = Fixture::new(Kind::Postgres);
+    let other = other_process(&f);
+    assert_eq!(f.store.hardware_pricing().unwrap(), default_hardware_info());
+    other
+        .set_hardware_info("replicate", &custom_pricing())
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while f.store.hardware_pricing().unwrap() != custom_pricing() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pricing stayed stale"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    other.delete("replicate").unwrap();
+    assert!(!f.store.delete("replicate").unwrap());
+    assert_eq!(f.store.hardware_pricing().unwrap(), default_hardware_info());
 }
