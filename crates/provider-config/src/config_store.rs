@@ -16,7 +16,9 @@ use crate::caches::{
 };
 use crate::hardware::{self, HARDWARE_INFO_KEY, HARDWARE_PROVIDER, HardwareInfo};
 use crate::rows::{Rows, TxError};
-use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
+use crate::sealing::{
+    CipherSource, Sealed, count_encrypted, open_credential, seal_credential, store_error,
+};
 use crate::values::{
     CREDENTIAL_KEYS, CloudProviderConfig, CostLimit, WEBHOOK_SECRET, WebhookConfig, changed_keys,
     validate, validate_provider_name,
@@ -93,6 +95,7 @@ pub struct ConfigStoreBuilder {
     invalidator: Option<Arc<dyn CacheInvalidator>>,
     audit: Option<AuditTrail>,
     cipher: CipherSource,
+    create_key: bool,
 }
 
 impl fmt::Debug for ConfigStoreBuilder {
@@ -132,7 +135,16 @@ impl ConfigStoreBuilder {
     /// Loads the credential key with this loader the first time a credential is read or
     /// written (so reading other keys never creates a key file).
     pub fn key_loader(mut self, loader: KeyLoader) -> Self {
-        self.cipher = CipherSource::lazy(loader);
+        self.cipher = CipherSource::lazy(loader, self.create_key);
+        self
+    }
+
+    /// Whether the key loader may create a credential key when there is none (default:
+    /// yes, as the original server does). Never when the database already holds
+    /// credentials encrypted under a key: a new key could not decrypt them. Set before
+    /// [`key_loader`](Self::key_loader).
+    pub fn create_key(mut self, create: bool) -> Self {
+        self.create_key = create;
         self
     }
 
@@ -208,6 +220,12 @@ impl ConfigStore {
     /// ([`set_global_invalidator`](crate::caches::set_global_invalidator)), so that the
     /// global invalidation functions reach every replica too.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Self::open_with(settings, true)
+    }
+
+    /// [`open`](Self::open), saying whether a credential key may be created when there is
+    /// none (see [`ConfigStoreBuilder::create_key`]; the CLI asks for `--create-key`).
+    pub fn open_with(settings: &StoreSettings, create_key: bool) -> Result<Self, StoreError> {
         let location = settings.jobs_location();
         let shared = matches!(location, StoreLocation::Postgres(_));
         // On PostgreSQL, the write's own NOTIFY tells the other replicas; after the commit
@@ -221,6 +239,7 @@ impl ConfigStore {
             .caches(Arc::clone(ConfigCaches::global()))
             .invalidator(invalidator)
             .audit(AuditTrail::open(settings)?)
+            .create_key(create_key)
             .key_loader(KeyLoader::new(&settings.app))
             .open()?;
         if shared {
@@ -243,6 +262,7 @@ impl ConfigStore {
             invalidator: None,
             audit: None,
             cipher: CipherSource::None,
+            create_key: true,
         }
     }
 
@@ -252,6 +272,20 @@ impl ConfigStore {
             inner: Arc::clone(&self.inner),
             actor,
         }
+    }
+
+    /// The credential key file this store created, if it created one (when there was no
+    /// key and a credential was written: see [`ConfigStoreBuilder::create_key`]).
+    pub fn generated_key_file(&self) -> Option<std::path::PathBuf> {
+        self.inner.cipher.generated()
+    }
+
+    /// How many stored credentials (credential rows and configuration secrets) are
+    /// encrypted: with none, a new credential key loses nothing.
+    pub fn encrypted_credentials(&self) -> Result<u64, StoreError> {
+        self.inner
+            .backend
+            .read("counting encrypted credentials", count_encrypted)
     }
 
     /// The caches this store reads through.
@@ -373,7 +407,7 @@ impl ConfigStore {
                 None => Map::new(),
             };
             let mut after = config;
-            self.seal(provider, &before, &mut after)?;
+            self.seal(tx, provider, &before, &mut after)?;
             tx.config_put(
                 provider,
                 &Value::Object(after.clone()).to_string(),
@@ -416,7 +450,7 @@ impl ConfigStore {
                 None => Map::new(),
             };
             let mut sealed = updates;
-            self.seal(provider, &before, &mut sealed)?;
+            self.seal(tx, provider, &before, &mut sealed)?;
             let mut after = before.clone();
             after.extend(sealed);
             tx.config_put(
@@ -509,10 +543,11 @@ impl ConfigStore {
     /// unchanged from `before`, so rewriting a configuration needs no key).
     fn seal(
         &self,
+        tx: &dyn Rows,
         provider: &str,
         before: &Map<String, Value>,
         after: &mut Map<String, Value>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TxError> {
         for key in CREDENTIAL_KEYS {
             let Some(Value::String(value)) = after.get(*key) else {
                 continue;
@@ -520,7 +555,8 @@ impl ConfigStore {
             if value.is_empty() || before.get(*key) == after.get(*key) {
                 continue;
             }
-            let cipher = self.inner.cipher.get(provider, key)?;
+            let count = || count_encrypted(tx);
+            let cipher = self.inner.cipher.get(provider, key, Some(&count))?;
             let sealed = seal_credential(&cipher, value).map_err(|source| StoreError::Crypto {
                 context: format!("provider `{provider}`: `{key}`"),
                 source,
@@ -576,7 +612,12 @@ impl ConfigStore {
     ) -> Result<Secret, StoreError> {
         open_credential(
             stored,
-            || self.inner.cipher.get(provider, key),
+            || {
+                self.inner
+                    .cipher
+                    .get(provider, key, None)
+                    .map_err(store_error)
+            },
             || format!("provider `{provider}`: `{key}`"),
         )
     }
@@ -590,7 +631,15 @@ impl ConfigStore {
         let mut updates = Map::new();
         let value = match secret {
             Some(secret) => {
-                let cipher = self.inner.cipher.get(provider, WEBHOOK_SECRET)?;
+                let cipher = self
+                    .inner
+                    .backend
+                    .read("loading the credential key", |rows| {
+                        let count = || count_encrypted(rows);
+                        self.inner
+                            .cipher
+                            .get(provider, WEBHOOK_SECRET, Some(&count))
+                    })?;
                 Value::String(cipher.encrypt(secret.expose()))
             }
             None => Value::Null,

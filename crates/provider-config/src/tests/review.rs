@@ -340,3 +340,59 @@ fn hardware_pricing_follows_another_replicas_write_on_postgres() {
     assert!(!f.store.delete("replicate").unwrap());
     assert_eq!(f.store.hardware_pricing().unwrap(), default_hardware_info());
 }
+
+fn loader(dir: &std::path::Path) -> credential_crypto::KeyLoader {
+    credential_crypto::KeyLoader::new(&crate::AppName::new("simpletuner").unwrap())
+        .env_lookup(|_| None)
+        .key_file(dir.join("credential.key"))
+}
+
+// 5. A credential key is created only when allowed, and never when credentials are
+// already encrypted under another key.
+fn a_credential_key_is_created_only_when_allowed_and_never_over_encrypted_data(kind: Kind) {
+    let db = TestDb::new(kind);
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("credential.key");
+    let secret = || object(json!({"webhook_secret": "s3cret", "webhook_url": "https://a.invalid"}));
+    // Not allowed: refused, nothing written, no key file.
+    let refusing = ConfigStore::builder_at(db.jobs())
+        .create_key(false)
+        .key_loader(loader(keys.path()))
+        .open()
+        .unwrap();
+    let e = refusing.update("replicate", secret()).unwrap_err();
+    assert!(e.is_crypto(), "{e:?}");
+    assert!(!key_file.exists());
+    assert!(refusing.get_uncached("replicate").unwrap().is_empty());
+    // Other keys need no key.
+    refusing
+        .update("replicate", object(json!({"cost_limit_amount": 5.0})))
+        .unwrap();
+    // Allowed: created, and said so.
+    let creating = ConfigStore::builder_at(db.jobs())
+        .key_loader(loader(keys.path()))
+        .open()
+        .unwrap();
+    creating.update("replicate", secret()).unwrap();
+    assert_eq!(creating.generated_key_file(), Some(key_file.clone()));
+    assert!(key_file.exists());
+    // The key is lost: a new one is never created over the encrypted secret.
+    std::fs::remove_file(&key_file).unwrap();
+    let again = ConfigStore::builder_at(db.jobs())
+        .key_loader(loader(keys.path()))
+        .open()
+        .unwrap();
+    let e = again
+        .update("modal", object(json!({"webhook_secret": "other"})))
+        .unwrap_err();
+    assert!(e.to_string().contains("1 credential(s) encrypted"), "{e}");
+    assert!(!key_file.exists());
+    assert!(again.get_uncached("modal").unwrap().is_empty());
+    let e = again
+        .set_webhook_secret("modal", Some(&Secret::new("x")))
+        .unwrap_err();
+    assert!(e.to_string().contains("encrypted under a key"), "{e}");
+    assert!(!key_file.exists());
+}
+
+both!(a_credential_key_is_created_only_when_allowed_and_never_over_encrypted_data);

@@ -1,0 +1,226 @@
+//! End-to-end regression tests of `secrets config`, `secrets audit` and `secrets crypto
+//! migrate-db` for the problems an adversarial review found (SQLite; the library tests
+//! cover both backends).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+struct Sandbox {
+    home: TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+const KEY: &str = "cli review test passphrase";
+
+impl Sandbox {
+    fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.home.path().join("state")
+    }
+
+    fn jobs_db(&self) -> PathBuf {
+        self.state().join("cloud/jobs.db")
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.home.path().join(".simpletuner/credential.key")
+    }
+
+    /// The command with the credential key in the environment unless `keyless`.
+    fn command(&self, args: &[&str], keyless: bool) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secrets"));
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("USER", "tester")
+            .env("SIMPLETUNER_STATE_DIR", self.state())
+            .stdin(Stdio::null());
+        if !keyless {
+            cmd.env("SIMPLETUNER_CREDENTIAL_KEY", KEY);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        finish(self.command(args, false).output().unwrap())
+    }
+
+    fn run_keyless(&self, args: &[&str]) -> Run {
+        finish(self.command(args, true).output().unwrap())
+    }
+
+    fn raw(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.jobs_db()).unwrap();
+        conn.busy_timeout(Duration::from_secs(30)).unwrap();
+        conn
+    }
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+// 5. No credential key is created silently.
+#[test]
+fn config_set_creates_a_credential_key_only_with_create_key_and_never_over_encrypted_data() {
+    let sb = Sandbox::new();
+    let with_secret = r#"{"webhook_secret": "s3cret", "webhook_url": "https://a.invalid"}"#;
+    let run = sb.run_keyless(&["config", "set", "replicate", with_secret]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("--create-key"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was written"), "{}", run.stderr);
+    assert!(!sb.key_file().exists());
+    assert_eq!(
+        json_of(&sb.run_keyless(&["config", "get", "replicate"])),
+        json!({})
+    );
+    // Without a credential, no key is needed.
+    let run = sb.run_keyless(&[
+        "config",
+        "update",
+        "replicate",
+        r#"{"cost_limit_amount": 3}"#,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!sb.key_file().exists());
+    // Asked for: created, and said loudly, naming the file.
+    let run = sb.run_keyless(&["config", "update", "replicate", with_secret, "--create-key"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("generated a new credential key")
+            && run.stderr.contains(&sb.key_file().display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.key_file().exists());
+    // The key is lost: a new one would make the stored secret unreadable.
+    fs::remove_file(sb.key_file()).unwrap();
+    let run = sb.run_keyless(&[
+        "config",
+        "update",
+        "modal",
+        r#"{"webhook_secret": "x"}"#,
+        "--create-key",
+    ]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("encrypted under a key"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sb.key_file().exists());
+}
+
+// 10. Credential fields are redacted in output unless --reveal.
+#[test]
+fn config_output_redacts_credentials_unless_revealed() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["config", "set", "modal", "{}"]).code, 0);
+    // The original's plaintext secret.
+    sb.raw()
+        .execute(
+            "INSERT INTO provider_config (provider, config, updated_at) VALUES ('replicate', ?1, 'then')",
+            [r#"{"webhook_secret": "PLAIN-SENTINEL", "webhook_url": "https://a.invalid"}"#],
+        )
+        .unwrap();
+    for args in [
+        &["config", "get", "replicate"][..],
+        &[
+            "config",
+            "update",
+            "replicate",
+            r#"{"cost_limit_amount": 1}"#,
+        ],
+        &[
+            "config",
+            "set",
+            "modal",
+            r#"{"webhook_secret": "NEW-SENTINEL"}"#,
+        ],
+    ] {
+        let run = sb.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(!run.stdout.contains("SENTINEL"), "{args:?}: {}", run.stdout);
+        assert!(!run.stderr.contains("SENTINEL"), "{args:?}: {}", run.stderr);
+        assert_eq!(json_of(&run)["webhook_secret"], "[REDACTED]", "{args:?}");
+    }
+    let run = sb.run(&["config", "get", "replicate", "--reveal"]);
+    assert_eq!(json_of(&run)["webhook_secret"], "PLAIN-SENTINEL");
+    assert_eq!(json_of(&run)["webhook_url"], "https://a.invalid");
+}
+
+// 12. Control characters in provider names are shown escaped and refused in new names.
+#[test]
+fn control_characters_in_provider_names_are_escaped_and_refused() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["config", "set", "modal", "{}"]).code, 0);
+    let evil = "evil\n\u{1b}[31mforged\u{202e}";
+    sb.raw()
+        .execute(
+            "INSERT INTO provider_config (provider, config, updated_at) VALUES (?1, 'not json', 'then')",
+            [evil],
+        )
+        .unwrap();
+    let run = sb.run(&["config", "list"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    assert!(!run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{202e}'));
+    assert!(
+        run.stdout.contains(r"evil\n\u{1b}[31mforged\u{202e}"),
+        "{}",
+        run.stdout
+    );
+    // The error about its row, and the migrate-db warning.
+    let run = sb.run(&["config", "get", evil]);
+    assert_ne!(run.code, 0);
+    assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+    let run = sb.run(&["crypto", "migrate-db"]);
+    assert!(!run.stderr.contains('\u{1b}') && !run.stderr.contains('\u{202e}'));
+    assert!(run.stderr.contains(r"evil\n\u{1b}"), "{}", run.stderr);
+    // New names with such characters are refused.
+    for name in ["a\nb", "a\u{1b}b", "a\u{202e}b", "a\u{200b}b"] {
+        let run = sb.run(&["config", "set", name, "{}"]);
+        assert_eq!(run.code, 2, "{name:?}: {}", run.stderr);
+        assert!(!run.stderr.contains(name), "{}", run.stderr);
+    }
+}
+
+// 5. migrate-db never creates a key over credentials encrypted under a lost one.
+#[test]
+fn migrate_db_never_creates_a_key_over_encrypted_credentials() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["config", "set", "replicate", r#"{"webhook_secret": "s"}"#]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = sb.run_keyless(&["crypto", "migrate-db"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 credential(s) encrypted"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sb.key_file().exists());
+}
