@@ -63,6 +63,35 @@ impl Backend {
         }
     }
 
+    /// Opens an existing database at `location` for reading only: nothing is created or
+    /// migrated (a newer schema is still refused).
+    pub(crate) fn open_read_only(
+        location: &StoreLocation,
+        tables: Tables,
+    ) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => {
+                let schema = match tables {
+                    Tables::Jobs => &schema::JOBS_DB,
+                    Tables::Audit => &schema::AUDIT_DB,
+                };
+                Ok(Self::Sqlite(Arc::new(SqliteDb::open_read_only(
+                    path, schema,
+                )?)))
+            }
+            #[cfg(feature = "postgres")]
+            StoreLocation::Postgres(url) => {
+                Ok(Self::Postgres(crate::postgres::PgDb::open_read_only(url)?))
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreLocation::Postgres(url) => Err(StoreError::BackendNotCompiled {
+                setting: url.setting().to_owned(),
+                backend: "PostgreSQL",
+                feature: "postgres",
+            }),
+        }
+    }
+
     /// Opens the configuration database at `location` so that its write transactions can
     /// append to `audit` in the same transaction: on SQLite, the audit file is attached to
     /// every connection (as `audit`); on PostgreSQL, both are in one database anyway.

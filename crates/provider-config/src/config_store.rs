@@ -96,6 +96,7 @@ pub struct ConfigStoreBuilder {
     audit: Option<AuditTrail>,
     cipher: CipherSource,
     create_key: bool,
+    read_only: bool,
 }
 
 impl fmt::Debug for ConfigStoreBuilder {
@@ -139,6 +140,14 @@ impl ConfigStoreBuilder {
         self
     }
 
+    /// Opens an existing database for reading only: nothing is created, no schema is
+    /// migrated and every write fails, so reading works on a read-only file, directory or
+    /// database role and never changes the database.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
     /// Whether the key loader may create a credential key when there is none (default:
     /// yes, as the original server does). Never when the database already holds
     /// credentials encrypted under a key: a new key could not decrypt them. Set before
@@ -152,8 +161,12 @@ impl ConfigStoreBuilder {
     /// PostgreSQL, also starts the store's listener: a dedicated connection that drops the
     /// entries of this store's caches that other processes' writes made stale.
     pub fn open(self) -> Result<ConfigStore, StoreError> {
-        let audit_file = self.audit.as_ref().and_then(AuditTrail::sqlite_path);
-        let backend = Backend::open_jobs_with_audit(&self.location, audit_file)?;
+        let backend = if self.read_only {
+            Backend::open_read_only(&self.location, crate::backend::Tables::Jobs)?
+        } else {
+            let audit_file = self.audit.as_ref().and_then(AuditTrail::sqlite_path);
+            Backend::open_jobs_with_audit(&self.location, audit_file)?
+        };
         let audit_in_tx = self
             .audit
             .as_ref()
@@ -263,6 +276,7 @@ impl ConfigStore {
             audit: None,
             cipher: CipherSource::None,
             create_key: true,
+            read_only: false,
         }
     }
 

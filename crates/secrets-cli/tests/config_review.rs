@@ -224,3 +224,146 @@ fn migrate_db_never_creates_a_key_over_encrypted_credentials() {
     );
     assert!(!sb.key_file().exists());
 }
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(snapshot(&path));
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            all.push((path, bytes));
+        }
+    }
+    all.sort();
+    all
+}
+
+fn set_modes(dir: &std::path::Path, dirs: u32, files: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(dirs)).unwrap();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_modes(&path, dirs, files);
+        } else {
+            fs::set_permissions(&path, fs::Permissions::from_mode(files)).unwrap();
+        }
+    }
+}
+
+// 7. Reading commands work on a read-only database and change nothing, not even the
+// schema of a database the original wrote.
+#[test]
+fn reading_commands_work_on_a_read_only_database_and_change_nothing() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let audit_key = "read-only test audit key";
+    // As the original leaves them: its tables, no user_version, WAL mode, closed cleanly.
+    fs::create_dir_all(sb.state().join("cloud")).unwrap();
+    let jobs = rusqlite::Connection::open(sb.jobs_db()).unwrap();
+    jobs.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE provider_config (provider TEXT PRIMARY KEY, config TEXT NOT NULL DEFAULT '{}', updated_at TEXT NOT NULL);
+         INSERT INTO provider_config VALUES ('replicate', '{\"cost_limit_amount\": 7}', 'then');",
+    )
+    .unwrap();
+    drop(jobs);
+    let settings = secrets::config::StoreSettings::in_dir(&sb.state());
+    let key = secrets::config::AuditKey::from_bytes(audit_key.as_bytes().to_vec()).unwrap();
+    let trail = secrets::config::AuditTrail::open_path(&settings.audit_db, key).unwrap();
+    trail
+        .append(&secrets::config::AuditEvent::new(
+            "provider.configured",
+            "configured",
+        ))
+        .unwrap();
+    drop(trail);
+    let before = snapshot(&sb.state());
+    // Read by the owner of a writable directory: no file is created or changed either.
+    for args in [
+        &["config", "get", "replicate"][..],
+        &["config", "list"],
+        &["audit", "list"],
+        &["audit", "verify"],
+    ] {
+        let mut cmd = sb.command(args, false);
+        let run = finish(
+            cmd.env("SIMPLETUNER_AUDIT_KEY", audit_key)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(
+        snapshot(&sb.state()),
+        before,
+        "a reading command changed the state"
+    );
+    // Nobody may write: as root, run as `nobody` (root ignores modes).
+    // The files we created belong to our effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&fs::metadata(sb.jobs_db()).unwrap()) == 0;
+    let (dirs, files) = if root { (0o755, 0o644) } else { (0o555, 0o444) };
+    set_modes(&sb.state(), dirs, files);
+    set_modes(sb.home.path(), 0o755, 0o644);
+    let run = |args: &[&str]| {
+        let mut cmd = sb.command(args, false);
+        cmd.env("SIMPLETUNER_AUDIT_KEY", audit_key);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        finish(cmd.output().unwrap())
+    };
+    let got = run(&["config", "get", "replicate"]);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(json_of(&got)["cost_limit_amount"], 7);
+    let listed = run(&["config", "list"]);
+    assert_eq!(
+        (listed.code, listed.stdout.as_str()),
+        (0, "replicate\n"),
+        "{}",
+        listed.stderr
+    );
+    let audit = run(&["audit", "list"]);
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    assert!(audit.stdout.contains("configured"), "{}", audit.stdout);
+    let verified = run(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    // A write is refused, not half done.
+    let write = run(&[
+        "config",
+        "update",
+        "replicate",
+        r#"{"cost_limit_amount": 8}"#,
+    ]);
+    assert_ne!(write.code, 0);
+    set_modes(&sb.state(), 0o700, 0o600);
+    assert_eq!(
+        snapshot(&sb.state()),
+        before,
+        "a reading command changed the state"
+    );
+    // Opened for writing, the database is migrated as before.
+    let mut cmd = sb.command(
+        &[
+            "config",
+            "update",
+            "replicate",
+            r#"{"cost_limit_amount": 8}"#,
+        ],
+        false,
+    );
+    let run = finish(
+        cmd.env("SIMPLETUNER_AUDIT_KEY", audit_key)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let version: i64 = sb
+        .raw()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}

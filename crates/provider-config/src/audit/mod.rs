@@ -510,6 +510,21 @@ impl AuditTrail {
         })
     }
 
+    /// The trail at `location` opened for reading only (listing, verifying): nothing is
+    /// created or migrated and appending fails, so it works on a read-only file, directory
+    /// or database role and never changes the database.
+    pub fn open_read_only(location: &StoreLocation, key: AuditKey) -> Result<Self, StoreError> {
+        let backend = Backend::open_read_only(location, Tables::Audit)?;
+        Ok(Self {
+            inner: Arc::new(TrailInner {
+                backend,
+                chain_key: key.chain_key(),
+                row_key: key.row_key(),
+                origin: key.origin().clone(),
+            }),
+        })
+    }
+
     /// Appends an event; the new row's id.
     pub fn append(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         self.inner

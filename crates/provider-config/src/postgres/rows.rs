@@ -115,6 +115,15 @@ impl<'a> PgRows<'a> {
 
 impl PgRows<'_> {
     /// The version recorded in `provider_config_schema` (0 when none).
+    /// Whether a table exists (in the search path).
+    pub(crate) fn table_exists(&self, table: &str) -> Result<bool, TxError> {
+        Ok(self
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+            .map(|row| self.get::<bool>(&row, 0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
     pub(crate) fn schema_version(&self) -> Result<i64, TxError> {
         Ok(self
             .query_opt("SELECT max(version) FROM provider_config_schema", &[])?
@@ -478,6 +487,10 @@ impl AuditRows for PgRows<'_> {
     }
 
     fn audit_head(&self) -> Result<Option<AuditHead>, TxError> {
+        // A database of an older version, opened for reading only: no marker yet.
+        if !self.table_exists("audit_head")? {
+            return Ok(None);
+        }
         self.query_opt(
             "SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1",
             &[],

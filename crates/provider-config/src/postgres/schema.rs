@@ -79,6 +79,26 @@ pub(crate) fn supported() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// Refuses a database migrated by a newer version, changing nothing (for read-only use).
+pub(crate) fn check_version(db: &Arc<PgDb>) -> Result<(), StoreError> {
+    let supported = supported();
+    db.with_rows("reading the schema version", |rows: &PgRows<'_>| {
+        let version = if rows.table_exists("provider_config_schema")? {
+            rows.schema_version()?
+        } else {
+            0
+        };
+        if version > supported {
+            return Err(TxError::Store(StoreError::SchemaTooNew {
+                path: PathBuf::from(db.server()),
+                found: version,
+                supported,
+            }));
+        }
+        Ok(())
+    })
+}
+
 /// Brings the database's schema up to date.
 pub(crate) fn migrate(db: &Arc<PgDb>) -> Result<(), StoreError> {
     let supported = supported();

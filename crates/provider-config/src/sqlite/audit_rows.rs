@@ -55,8 +55,14 @@ pub(crate) fn last_row(conn: &Connection) -> Result<Option<RawRow>, TxError> {
 /// The chain head marker.
 pub(crate) fn head(conn: &Connection) -> Result<Option<AuditHead>, TxError> {
     // Typed loosely: a hand-edited marker of another type is a mismatch, not a failure.
-    let row: Option<(Value, Value, Value)> = conn
-        .prepare_cached("SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1")?
+    let mut stmt =
+        match conn.prepare_cached("SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1") {
+            Ok(stmt) => stmt,
+            // A database of an older version, opened for reading only: no marker yet.
+            Err(e) if e.to_string().starts_with("no such table") => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+    let row: Option<(Value, Value, Value)> = stmt
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     Ok(row.map(|(last_id, entry_hash, mac)| AuditHead {

@@ -37,6 +37,8 @@ pub(crate) struct SqliteDb {
     /// The audit database attached to every connection as `audit`, so that a change and
     /// its audit row are written in one transaction.
     attached: Option<PathBuf>,
+    /// Opened for reading only: no file is created, no schema migrated, nothing written.
+    read_only: bool,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -63,6 +65,7 @@ impl SqliteDb {
         let mut db = Self {
             path: path.to_owned(),
             attached: None,
+            read_only: false,
             idle: Mutex::new(Vec::new()),
         };
         // One connection for the set-up, kept in the pool: a connection opened and closed
@@ -113,6 +116,58 @@ impl SqliteDb {
             .map_err(|e| fail("setting pragmas", e))
     }
 
+    /// Opens an existing database for reading only: nothing is created or migrated (a
+    /// database of a newer version is still refused), so reading works on a read-only file
+    /// or directory and never changes the database. Tables an older version lacks read as
+    /// empty where the store allows it.
+    pub(crate) fn open_read_only(path: &Path, schema: &Schema) -> Result<Self, StoreError> {
+        let db = Self {
+            path: path.to_owned(),
+            attached: None,
+            read_only: true,
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = db.connect()?;
+        let supported = i64::try_from(schema.migrations.len()).unwrap_or(i64::MAX);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| StoreError::database(path, "reading the schema version", e))?;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_owned(),
+                found: version,
+                supported,
+            });
+        }
+        db.give_back(conn);
+        Ok(db)
+    }
+
+    /// A read-only connection. Without a `-wal` file, no connection has the database open
+    /// (SQLite creates the log when a connection opens it in WAL mode, and removes it when
+    /// the last one closes), so it is opened as immutable: SQLite then creates no
+    /// shared-memory or log file, which a read-only directory would not allow and a
+    /// reading command must not leave behind. With a log, it is opened read-only normally,
+    /// reading the log (SQLite can do so with an existing shared-memory file it cannot
+    /// write).
+    fn connect_read_only(&self) -> Result<Connection, StoreError> {
+        let fail = |operation, e| StoreError::database(&self.path, operation, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let [wal, _] = companion_paths(&self.path);
+        let conn = if wal.exists() {
+            Connection::open_with_flags(&self.path, flags)
+        } else {
+            // Fails when the file is missing (nothing is created).
+            fs::metadata(&self.path).map_err(|e| StoreError::io(&self.path, "opening", e))?;
+            let uri = format!("file:{}?immutable=1", uri_path(&self.path));
+            Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        }
+        .map_err(|e| fail("opening for reading", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| fail("setting the busy timeout", e))?;
+        Ok(conn)
+    }
+
     /// The database file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
@@ -125,6 +180,9 @@ impl SqliteDb {
 
     /// A new connection with the original's pragmas.
     pub(crate) fn connect(&self) -> Result<Connection, StoreError> {
+        if self.read_only {
+            return self.connect_read_only();
+        }
         prepare_files(&self.path)?;
         let fail = |operation, e| StoreError::database(&self.path, operation, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -292,6 +350,20 @@ fn scrub(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
         );
     }
     Ok(busy == 0)
+}
+
+/// A path for an SQLite `file:` URI: every byte that is not unreserved percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The companion files SQLite creates beside a database in WAL mode.

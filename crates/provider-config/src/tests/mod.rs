@@ -57,7 +57,7 @@ pub(crate) enum Kind {
 pub(super) struct TestDb {
     pub(super) dir: tempfile::TempDir,
     #[cfg(feature = "postgres")]
-    pg: Option<postgres::TestDatabase>,
+    pub(super) pg: Option<postgres::TestDatabase>,
 }
 
 impl TestDb {

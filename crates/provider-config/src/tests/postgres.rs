@@ -237,6 +237,12 @@ fn a_write_on_one_replica_drops_the_others_cached_copy_within_a_second() {
     let (b, b_caches) = replica(&location);
     let key = provider_config_key("replicate");
     a.save("replicate", object(json!({"v": 1}))).unwrap();
+    // The save's own notification must reach B before B caches: arriving later, it would
+    // (rightly) drop the copy the loop below expects to find.
+    within(Duration::from_secs(1), || {
+        b.listener_status().unwrap().notifications >= 1
+    })
+    .expect("the save's notification reaches B");
     let mut latencies = Vec::new();
     for v in 2..=20 {
         assert_eq!(b.get("replicate").unwrap()["v"], v - 1);

@@ -396,3 +396,43 @@ fn a_credential_key_is_created_only_when_allowed_and_never_over_encrypted_data(k
 }
 
 both!(a_credential_key_is_created_only_when_allowed_and_never_over_encrypted_data);
+
+// 7, PostgreSQL: reading needs no more than SELECT (no migration, no schema table).
+#[cfg(feature = "postgres")]
+#[test]
+fn reading_on_postgres_works_with_a_role_that_may_only_read() {
+    let f = Fixture::new(Kind::Postgres);
+    f.store
+        .update("replicate", object(json!({"cost_limit_amount": 4.0})))
+        .unwrap();
+    let pg = f.db.pg.as_ref().unwrap();
+    let role = format!("ro_{}", pg.name);
+    let raw = f.raw();
+    raw.batch(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+    ));
+    let url =
+        crate::DatabaseUrl::parse(&pg.url_text().replacen("postgres@", &format!("{role}@"), 1))
+            .unwrap();
+    let location = crate::StoreLocation::Postgres(url);
+    let result = std::panic::catch_unwind(|| {
+        let reader = ConfigStore::builder_at(location.clone())
+            .read_only()
+            .open()
+            .unwrap();
+        assert_eq!(reader.get("replicate").unwrap()["cost_limit_amount"], 4.0);
+        assert_eq!(reader.list().unwrap(), ["replicate"]);
+        let trail = AuditTrail::open_read_only(&location, audit_key()).unwrap();
+        assert!(trail.verify().unwrap().valid);
+        assert_eq!(trail.list(&Default::default()).unwrap().len(), 1);
+        // Opened for writing, the same role fails (it may not migrate or write).
+        assert!(
+            ConfigStore::builder_at(location.clone()).open().is_err()
+                || reader.save("x", object(json!({}))).is_err()
+        );
+    });
+    raw.batch(&format!("DROP OWNED BY {role}; DROP ROLE {role};"));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

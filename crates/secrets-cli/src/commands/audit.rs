@@ -23,7 +23,8 @@ pub(crate) fn run(app: &AppName, command: &AuditCommand) -> Result<u8, Failure> 
                 ),
             )
         })?;
-        Some(AuditTrail::open_at(&settings.audit_location(), key)?)
+        // Read-only: listing and verifying never change the database.
+        Some(AuditTrail::open_read_only(&settings.audit_location(), key)?)
     } else {
         None
     };

@@ -91,9 +91,12 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
     }
 }
 
-/// A store for reading: no audit trail (nothing to record), the key never needed.
+/// A store for reading: opened read-only (nothing created, migrated or written, so it
+/// works on a read-only database), no audit trail, the key never needed.
 fn reader(settings: &StoreSettings) -> Result<ConfigStore, Failure> {
-    Ok(ConfigStore::builder_at(settings.jobs_location()).open()?)
+    Ok(ConfigStore::builder_at(settings.jobs_location())
+        .read_only()
+        .open()?)
 }
 
 /// The application's store, audited, acting as the user running the command. A credential
