@@ -216,6 +216,21 @@ fn with_config_key<T>(provider: &str, f: impl FnOnce(&str) -> T) -> T {
     })
 }
 
+/// The stored configuration of a row about to be replaced or deleted: `{}` when it cannot
+/// be read (not JSON, not an object, a BLOB, not UTF-8), `None` when there is no row.
+fn replaceable(tx: &dyn Rows, provider: &str) -> Result<Option<Map<String, Value>>, TxError> {
+    match tx.config_get_for_update(provider) {
+        Ok(Some(text)) => Ok(Some(
+            CloudProviderConfig::from_stored(provider, &text)
+                .map(CloudProviderConfig::into_map)
+                .unwrap_or_default(),
+        )),
+        Ok(None) => Ok(None),
+        Err(TxError::Store(StoreError::InvalidStoredConfig { .. })) => Ok(Some(Map::new())),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a write did, for the audit row.
 struct Change {
     operation: &'static str,
@@ -413,13 +428,8 @@ impl ConfigStore {
         validate_provider_name(provider)?;
         validate(provider, &config)?;
         self.write("saving a provider configuration", provider, |tx| {
-            // A row that is not valid JSON is replaced: saving is how it gets fixed.
-            let before = match tx.config_get_for_update(provider)? {
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)
-                    .map(CloudProviderConfig::into_map)
-                    .unwrap_or_default(),
-                None => Map::new(),
-            };
+            // A row that cannot be read is replaced: saving is how it gets fixed.
+            let before = replaceable(tx, provider)?.unwrap_or_default();
             let mut after = config;
             self.seal(tx, provider, &before, &mut after)?;
             tx.config_put(
@@ -496,12 +506,10 @@ impl ConfigStore {
     /// Deletes a provider's configuration; whether there was one.
     pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
         self.write("deleting a provider configuration", provider, |tx| {
-            let before = match tx.config_get_for_update(provider)? {
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)
-                    .map(CloudProviderConfig::into_map)
-                    .unwrap_or_default(),
+            // A row that cannot be read is deleted all the same.
+            let Some(before) = replaceable(tx, provider)? else {
                 // Nothing to delete; still invalidated (another process may have deleted it).
-                None => return Ok((false, None)),
+                return Ok((false, None));
             };
             let deleted = tx.config_delete(provider)?;
             Ok((

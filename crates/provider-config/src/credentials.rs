@@ -58,7 +58,8 @@ pub struct MaintenanceReport {
     pub config_secrets_encrypted: u64,
     /// Configuration credentials re-encrypted to the current key.
     pub config_secrets_rotated: u64,
-    /// Configuration rows that are not valid JSON and so were not examined.
+    /// Configuration rows that cannot be read (not a JSON object, not UTF-8 text, a BLOB)
+    /// and so were left as they are; the rest was done.
     pub unreadable_config_rows: Vec<String>,
     /// Whether the database files were rewritten so that no old copy of a value remains in
     /// them (SQLite: `VACUUM` and an emptied write-ahead log; PostgreSQL: `VACUUM FULL` of
@@ -452,7 +453,12 @@ impl CredentialStore {
                 }
             }
             for (provider, text) in tx.config_all_for_update()? {
-                let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(&text) else {
+                // A row that cannot be read (a BLOB, not UTF-8, not a JSON object) is
+                // reported and left alone; the rest is done.
+                let Ok(Value::Object(mut config)) = text
+                    .map_err(drop)
+                    .and_then(|text| serde_json::from_str::<Value>(&text).map_err(drop))
+                else {
                     report.unreadable_config_rows.push(provider);
                     continue;
                 };

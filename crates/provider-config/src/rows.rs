@@ -45,8 +45,9 @@ pub(crate) trait ConfigRows {
     fn config_delete(&self, provider: &str) -> Result<bool, TxError>;
     /// Every provider with a row, sorted.
     fn config_list(&self) -> Result<Vec<String>, TxError>;
-    /// Every row as (provider, stored JSON), locked for a maintenance rewrite.
-    fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError>;
+    /// Every row as (provider, stored JSON), locked for a maintenance rewrite; `Err` with
+    /// the problem for a row that is not text (SQLite: a BLOB, invalid UTF-8).
+    fn config_all_for_update(&self) -> Result<Vec<(String, Result<String, String>)>, TxError>;
     /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance).
     fn config_set(&self, provider: &str, config: &str) -> Result<(), TxError>;
     /// Every row as (provider, stored JSON, `updated_at`), for a copy to another store.

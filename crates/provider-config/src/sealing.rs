@@ -150,6 +150,7 @@ pub(crate) fn count_encrypted(rows: &dyn Rows) -> Result<u64, TxError> {
         n += u64::from(looks_encrypted(&stored));
     }
     for (_, text) in rows.config_all_for_update()? {
+        let Ok(text) = text else { continue };
         let Ok(serde_json::Value::Object(config)) = serde_json::from_str(&text) else {
             continue;
         };

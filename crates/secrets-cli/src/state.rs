@@ -101,7 +101,7 @@ pub(crate) fn hint_create_key(e: StoreError, create_key: bool) -> Failure {
 pub(crate) fn finish_maintenance(report: &MaintenanceReport) -> Result<u8, Failure> {
     for provider in &report.unreadable_config_rows {
         eprintln!(
-            "secrets: warning: the configuration of provider `{}` is not valid JSON and was not examined",
+            "secrets: warning: the configuration of provider `{}` cannot be read (not a JSON object, not UTF-8 text, or a BLOB) and was left as it is; fix it with `secrets config set` or `secrets config delete`",
             crate::escape::key(provider)
         );
     }

@@ -367,3 +367,41 @@ fn reading_commands_work_on_a_read_only_database_and_change_nothing() {
         .unwrap();
     assert_eq!(version, 1);
 }
+
+// 6. A BLOB or non-UTF-8 row: named when read, fixable with set/delete, reported by
+// migrate-db, which does the rest.
+#[test]
+fn rows_that_are_not_text_are_named_and_fixable_through_the_cli() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["config", "set", "modal", "{}"]).code, 0);
+    sb.raw()
+        .execute_batch(
+            "INSERT INTO provider_config VALUES ('bad', CAST(x'7b22ff22' AS TEXT), 'then');
+             INSERT INTO provider_config VALUES ('blob', x'7b7d', 'then');
+             INSERT INTO provider_config VALUES ('plain', '{\"webhook_secret\": \"PLAIN-SENTINEL\"}', 'then');",
+        )
+        .unwrap();
+    let run = sb.run(&["config", "get", "bad"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`bad`") && run.stderr.contains("UTF-8"),
+        "{}",
+        run.stderr
+    );
+    let run = sb.run(&["crypto", "migrate-db"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("1 configuration secret(s)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("`bad`") && run.stderr.contains("`blob`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.run(&["config", "set", "bad", r#"{"ok": 1}"#]).code, 0);
+    assert_eq!(json_of(&sb.run(&["config", "get", "bad"]))["ok"], 1);
+    assert_eq!(sb.run(&["config", "delete", "blob"]).code, 0);
+    assert_eq!(sb.run(&["audit", "verify"]).code, 0);
+}

@@ -187,13 +187,14 @@ impl ConfigRows for PgRows<'_> {
         .collect()
     }
 
-    fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError> {
+    // PostgreSQL's text is always valid text: every row reads.
+    fn config_all_for_update(&self) -> Result<Vec<(String, Result<String, String>)>, TxError> {
         self.query(
             "SELECT provider, config FROM provider_config ORDER BY provider COLLATE \"C\" FOR UPDATE",
             &[],
         )?
         .iter()
-        .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?)))
+        .map(|row| Ok((self.get(row, 0)?, Ok(self.get(row, 1)?))))
         .collect()
     }
 

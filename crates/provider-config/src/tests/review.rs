@@ -436,3 +436,39 @@ fn reading_on_postgres_works_with_a_role_that_may_only_read() {
         std::panic::resume_unwind(panic);
     }
 }
+
+// 6. A row that is not text (a BLOB, bytes that are not UTF-8) is an error naming the
+// provider when read, can still be replaced and deleted, and is reported, not fatal, by
+// the maintenance rewrite. (SQLite only: PostgreSQL's text column holds valid text.)
+#[test]
+fn rows_that_are_not_text_name_their_provider_and_never_block_repairs() {
+    let f = Fixture::new(Kind::Sqlite);
+    let raw = f.raw();
+    raw.batch(
+        "INSERT INTO provider_config VALUES ('not-utf8', CAST(x'7b22ff22' AS TEXT), 'then');
+         INSERT INTO provider_config VALUES ('blob', x'7b7d', 'then');
+         INSERT INTO provider_config VALUES ('plain', '{\"webhook_secret\": \"PLAIN\"}', 'then');",
+    );
+    for (provider, problem) in [("not-utf8", "not valid UTF-8"), ("blob", "BLOB")] {
+        let e = f.store.get(provider).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::InvalidStoredConfig { provider: p, problem: m } if p == provider && m.contains(problem)),
+            "{e:?}"
+        );
+        assert!(f.store.update(provider, object(json!({"a": 1}))).is_err());
+    }
+    assert_eq!(f.store.list().unwrap(), ["blob", "not-utf8", "plain"]);
+    // Maintenance reports them and does the rest.
+    let creds = CredentialStore::open_at(&f.db.jobs(), cipher(), Some(f.trail.clone())).unwrap();
+    let report = creds.encrypt_plaintext().unwrap();
+    assert_eq!(report.unreadable_config_rows, ["blob", "not-utf8"]);
+    assert_eq!(report.config_secrets_encrypted, 1);
+    // Replacing and deleting repair them.
+    f.store
+        .save("not-utf8", object(json!({"fixed": true})))
+        .unwrap();
+    assert_eq!(f.store.get("not-utf8").unwrap()["fixed"], true);
+    assert!(f.store.delete("blob").unwrap());
+    assert_eq!(f.store.list().unwrap(), ["not-utf8", "plain"]);
+    assert!(f.trail.verify().unwrap().valid);
+}
