@@ -405,3 +405,70 @@ fn rows_that_are_not_text_are_named_and_fixable_through_the_cli() {
     assert_eq!(sb.run(&["config", "delete", "blob"]).code, 0);
     assert_eq!(sb.run(&["audit", "verify"]).code, 0);
 }
+
+// 11. What could expose or redirect the databases and the audit key is warned about.
+#[test]
+fn unsafe_modes_and_a_symlinked_database_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["config", "set", "modal", "{}"]).code, 0);
+    let clean = sb.run(&["config", "update", "modal", r#"{"a": 1}"#]);
+    assert!(!clean.stderr.contains("WARN"), "{}", clean.stderr);
+    let mode = |path: PathBuf, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // As the original leaves them: cloud/ 0755; and a readable database and key.
+    mode(sb.state().join("cloud"), 0o755);
+    mode(sb.jobs_db(), 0o644);
+    mode(sb.state().join("audit.key"), 0o644);
+    for args in [
+        &["config", "update", "modal", r#"{"a": 2}"#][..],
+        &["config", "get", "modal"],
+    ] {
+        let run = sb.run(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("directory of the database file is accessible by group or others"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("database file is accessible by group or others"),
+            "{}",
+            run.stderr
+        );
+        if args[1] == "update" {
+            assert!(
+                run.stderr.contains("audit key file is accessible"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    mode(sb.state().join("cloud"), 0o700);
+    mode(sb.jobs_db(), 0o600);
+    mode(sb.state().join("audit.key"), 0o600);
+    // A symbolic link at jobs.db is followed, and said.
+    let elsewhere = sb.home.path().join("elsewhere.db");
+    fs::rename(sb.jobs_db(), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, sb.jobs_db()).unwrap();
+    for args in [
+        &["config", "update", "modal", r#"{"a": 3}"#][..],
+        &["config", "get", "modal"],
+    ] {
+        let run = sb.run(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("symbolic link"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&elsewhere.display().to_string()),
+            "{}",
+            run.stderr
+        );
+    }
+}

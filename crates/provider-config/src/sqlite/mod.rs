@@ -68,6 +68,9 @@ impl SqliteDb {
             read_only: false,
             idle: Mutex::new(Vec::new()),
         };
+        if path.parent().is_some_and(Path::exists) {
+            warn_about_location(path);
+        }
         // One connection for the set-up, kept in the pool: a connection opened and closed
         // at once would, as the last one of its process, checkpoint and remove the
         // write-ahead log under the feet of other processes starting at the same time.
@@ -127,6 +130,10 @@ impl SqliteDb {
             read_only: true,
             idle: Mutex::new(Vec::new()),
         };
+        warn_about_location(path);
+        if let Ok(meta) = fs::metadata(path) {
+            private_fs::warn_if_unsafe(path, &meta, "database file");
+        }
         let conn = db.connect()?;
         let supported = i64::try_from(schema.migrations.len()).unwrap_or(i64::MAX);
         let version: i64 = conn
@@ -394,6 +401,32 @@ fn prepare_files(db: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Warns about what could expose or redirect the database: a symbolic link at its path
+/// (followed: the data lives where it points), and a directory others can list or enter
+/// (the original creates `cloud/` with the umask's mode, often 0755). The file's own mode
+/// and owner are checked where it is opened.
+pub(crate) fn warn_about_location(db: &Path) {
+    if let Ok(meta) = fs::symlink_metadata(db)
+        && meta.file_type().is_symlink()
+    {
+        let target = fs::read_link(db).unwrap_or_default();
+        tracing::warn!(
+            path = %db.display(),
+            target = %target.display(),
+            "the database file is a symbolic link, which is followed: the data lives at its target; replace the link with the file if that is not intended"
+        );
+    }
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(meta) = fs::metadata(dir)
+        && private_fs::is_exposed(&meta)
+    {
+        tracing::warn!(
+            path = %dir.display(),
+            "the directory of the database file is accessible by group or others; run chmod 700 on it"
+        );
+    }
+}
+
 fn create_private(path: &Path, refuse_symlink: bool) -> Result<(), StoreError> {
     let mut options = private_fs::private_options();
     options.read(true).write(true).create(true).truncate(false);
@@ -409,7 +442,12 @@ fn create_private(path: &Path, refuse_symlink: bool) -> Result<(), StoreError> {
         .open(path)
         .map_err(|e| StoreError::io(path, "creating privately", e))?;
     if let Ok(meta) = file.metadata() {
-        private_fs::warn_if_exposed(path, &meta, "database file");
+        if refuse_symlink {
+            private_fs::warn_if_exposed(path, &meta, "database file");
+        } else {
+            // Mode, owner, and a directory others could replace it in.
+            private_fs::warn_if_unsafe(path, &meta, "database file");
+        }
     }
     Ok(())
 }
