@@ -468,20 +468,31 @@ impl ConfigStore {
         validate_provider_name(provider)?;
         validate(provider, &updates)?;
         self.write("updating a provider configuration", provider, |tx| {
-            let before = match tx.config_get_for_update(provider)? {
+            let stored = tx.config_get_for_update(provider)?;
+            let before = match &stored {
                 // Unlike the original, a broken row is not silently replaced by the update.
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
+                Some(text) => CloudProviderConfig::from_stored(provider, text)?.into_map(),
                 None => Map::new(),
             };
             let mut sealed = updates;
             self.seal(tx, provider, &before, &mut sealed)?;
-            let mut after = before.clone();
-            after.extend(sealed);
-            tx.config_put(
-                provider,
-                &Value::Object(after.clone()).to_string(),
-                &Timestamp::now().to_string(),
-            )?;
+            // The keys not given are kept byte for byte as stored, whatever the original
+            // wrote there (NaN, lone surrogates, integers beyond 64 bits).
+            let text = match &stored {
+                Some(text) => {
+                    crate::raw_json::merge_preserving(text, &sealed).ok_or_else(|| {
+                        StoreError::InvalidStoredConfig {
+                            provider: provider.to_owned(),
+                            problem:
+                                "its JSON object could not be split into members to update one"
+                                    .to_owned(),
+                        }
+                    })?
+                }
+                None => Value::Object(sealed.clone()).to_string(),
+            };
+            let after = CloudProviderConfig::from_stored(provider, &text)?.into_map();
+            tx.config_put(provider, &text, &Timestamp::now().to_string())?;
             let changed_keys = changed_keys(&before, &after);
             Ok((
                 CloudProviderConfig::from(after),

@@ -17,7 +17,7 @@ use crate::backend::{Backend, unblock};
 use crate::caches::{CacheInvalidator, Invalidation, global_invalidator};
 use crate::rows::{Rows, TxError};
 use crate::sealing::{Stored, classify, looks_encrypted, open_credential};
-use crate::values::{CREDENTIAL_KEYS, validate_provider_name};
+use crate::values::{CREDENTIAL_KEYS, CloudProviderConfig, validate_provider_name};
 use crate::{Actor, StoreError, StoreLocation, StoreSettings, Timestamp};
 
 /// A stored credential, without its value.
@@ -455,15 +455,26 @@ impl CredentialStore {
             for (provider, text) in tx.config_all_for_update()? {
                 // A row that cannot be read (a BLOB, not UTF-8, not a JSON object) is
                 // reported and left alone; the rest is done.
-                let Ok(Value::Object(mut config)) = text
-                    .map_err(drop)
-                    .and_then(|text| serde_json::from_str::<Value>(&text).map_err(drop))
-                else {
+                let raw_text = text.as_ref().ok().cloned();
+                let Ok(mut config) = text.map_err(drop).and_then(|text| {
+                    CloudProviderConfig::from_stored(&provider, &text)
+                        .map(CloudProviderConfig::into_map)
+                        .map_err(drop)
+                }) else {
                     report.unreadable_config_rows.push(provider);
                     continue;
                 };
                 if reseal_config(cipher, &provider, &mut config, rotate, &mut report)? {
-                    tx.config_set(&provider, &Value::Object(config).to_string())?;
+                    // Only the credential keys change; the rest is kept byte for byte.
+                    let changes: Map<String, Value> = CREDENTIAL_KEYS
+                        .iter()
+                        .filter_map(|key| Some(((*key).to_owned(), config.get(*key)?.clone())))
+                        .collect();
+                    let text = raw_text
+                        .as_deref()
+                        .and_then(|raw| crate::raw_json::merge_preserving(raw, &changes))
+                        .unwrap_or_else(|| Value::Object(config).to_string());
+                    tx.config_set(&provider, &text)?;
                     tx.notify(&Invalidation::Provider(provider.clone()))?;
                     changed_providers.push(provider);
                 }

@@ -65,6 +65,7 @@ pub mod hardware;
 mod location;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod raw_json;
 mod rows;
 mod sealing;
 mod settings;

@@ -151,7 +151,7 @@ pub(crate) fn count_encrypted(rows: &dyn Rows) -> Result<u64, TxError> {
     }
     for (_, text) in rows.config_all_for_update()? {
         let Ok(text) = text else { continue };
-        let Ok(serde_json::Value::Object(config)) = serde_json::from_str(&text) else {
+        let Ok(config) = crate::values::CloudProviderConfig::from_stored("", &text) else {
             continue;
         };
         for key in CREDENTIAL_KEYS {

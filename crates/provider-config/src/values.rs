@@ -80,7 +80,11 @@ impl CloudProviderConfig {
 
     /// Parses a stored row; anything but a JSON object is an error naming the provider.
     pub(crate) fn from_stored(provider: &str, text: &str) -> Result<Self, StoreError> {
-        match serde_json::from_str::<Value>(text) {
+        // What Python's json.dumps writes beyond JSON (NaN, lone surrogates) reads too.
+        let parsed = serde_json::from_str::<Value>(text).or_else(|e| {
+            serde_json::from_str::<Value>(&crate::raw_json::lenient(text)).map_err(|_| e)
+        });
+        match parsed {
             Ok(Value::Object(map)) => Ok(Self(Arc::new(map))),
             Ok(other) => Err(StoreError::InvalidStoredConfig {
                 provider: provider.to_owned(),

@@ -472,3 +472,31 @@ fn rows_that_are_not_text_name_their_provider_and_never_block_repairs() {
     assert_eq!(f.store.list().unwrap(), ["not-utf8", "plain"]);
     assert!(f.trail.verify().unwrap().valid);
 }
+
+// 8. What Python's json.dumps writes beyond JSON reads, and an update of another key keeps
+// it byte for byte; a well-known key holding it is an error naming the key.
+fn values_only_python_writes_are_read_and_kept_byte_for_byte(kind: Kind) {
+    let f = Fixture::new(kind);
+    let stored = r#"{"cost_limit_amount": NaN, "x": Infinity, "s": "\ud800", "big": 123456789012345678901234567890, "keep": 1}"#;
+    f.raw().execute(
+        "INSERT INTO provider_config (provider, config, updated_at) VALUES ('replicate', ?1, 'then')",
+        super::params![stored],
+    );
+    let config = f.store.get("replicate").unwrap();
+    assert_eq!(
+        (config["x"].clone(), config["s"].clone()),
+        (json!("Infinity"), json!("\u{fffd}"))
+    );
+    let e = f.store.cost_limit("replicate").unwrap_err();
+    assert!(e.to_string().contains("cost_limit_amount"), "{e}");
+    f.store
+        .update("replicate", object(json!({"keep": 2})))
+        .unwrap();
+    let now = f.raw().string(
+        "SELECT config FROM provider_config WHERE provider = 'replicate'",
+        &[],
+    );
+    assert_eq!(now, stored.replace(r#""keep": 1"#, r#""keep": 2"#));
+}
+
+both!(values_only_python_writes_are_read_and_kept_byte_for_byte);
