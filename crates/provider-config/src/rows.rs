@@ -32,6 +32,10 @@ impl From<StoreError> for TxError {
     }
 }
 
+/// A configuration row for maintenance: the provider and its stored text, or what makes
+/// the text unreadable (SQLite: a BLOB, bytes that are not UTF-8).
+pub(crate) type StoredConfigRow = (String, Result<String, String>);
+
 /// `provider_config`: one JSON text per cloud provider.
 pub(crate) trait ConfigRows {
     /// The stored JSON text of a provider's row.
@@ -47,7 +51,7 @@ pub(crate) trait ConfigRows {
     fn config_list(&self) -> Result<Vec<String>, TxError>;
     /// Every row as (provider, stored JSON), locked for a maintenance rewrite; `Err` with
     /// the problem for a row that is not text (SQLite: a BLOB, invalid UTF-8).
-    fn config_all_for_update(&self) -> Result<Vec<(String, Result<String, String>)>, TxError>;
+    fn config_all_for_update(&self) -> Result<Vec<StoredConfigRow>, TxError>;
     /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance).
     fn config_set(&self, provider: &str, config: &str) -> Result<(), TxError>;
     /// Every row as (provider, stored JSON, `updated_at`), for a copy to another store.

@@ -188,7 +188,7 @@ impl ConfigRows for PgRows<'_> {
     }
 
     // PostgreSQL's text is always valid text: every row reads.
-    fn config_all_for_update(&self) -> Result<Vec<(String, Result<String, String>)>, TxError> {
+    fn config_all_for_update(&self) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
         self.query(
             "SELECT provider, config FROM provider_config ORDER BY provider COLLATE \"C\" FOR UPDATE",
             &[],

@@ -71,7 +71,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<String>, TxError> {
 }
 
 /// Every row as (provider, stored JSON), for maintenance.
-pub(crate) fn all(tx: &Connection) -> Result<Vec<(String, Result<String, String>)>, TxError> {
+pub(crate) fn all(tx: &Connection) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
     let mut stmt = tx.prepare("SELECT provider, config FROM provider_config ORDER BY provider")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, config_text(row.get_ref(1)?))))?;
     let mut all = Vec::new();

@@ -35,7 +35,7 @@ impl ConfigRows for Connection {
         config_rows::list(self)
     }
 
-    fn config_all_for_update(&self) -> Result<Vec<(String, Result<String, String>)>, TxError> {
+    fn config_all_for_update(&self) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
         config_rows::all(self)
     }
 

@@ -57,7 +57,7 @@ pub(crate) enum Kind {
 pub(super) struct TestDb {
     pub(super) dir: tempfile::TempDir,
     #[cfg(feature = "postgres")]
-    pub(super) pg: Option<postgres::TestDatabase>,
+    pg: Option<postgres::TestDatabase>,
 }
 
 impl TestDb {
