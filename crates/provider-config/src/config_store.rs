@@ -46,11 +46,11 @@ struct StoreInner {
 /// - **Reads** go through the provider-configuration cache (key `provider:{name}:config`,
 ///   300 s): within one TTL the database is read once per provider, and concurrent misses
 ///   read it once.
-/// - **Writes** go to the database first, in one `BEGIN IMMEDIATE` transaction (an update
-///   reads, merges and writes under the write lock, so concurrent updates of different keys
-///   by threads or processes lose nothing), then invalidate `provider:{name}:` through the
-///   store's [`CacheInvalidator`], then append a `provider.configured` row naming the changed
-///   keys (never their values) to the audit trail.
+/// - **Writes** go to the database in one `BEGIN IMMEDIATE` transaction (an update reads,
+///   merges and writes under the write lock, so concurrent updates of different keys by
+///   threads or processes lose nothing), which also appends the `provider.configured` audit
+///   row naming the changed keys (never their values): a failing append rolls the change
+///   back. Then `provider:{name}:` is invalidated through the store's [`CacheInvalidator`].
 /// - **Credentials** in the configuration (`webhook_secret`) are stored encrypted in the
 ///   credential format; a plaintext value written by the original is read as plaintext.
 /// - Every method has an `_async` form that never blocks the runtime (database work runs on

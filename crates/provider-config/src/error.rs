@@ -255,7 +255,8 @@ pub enum StoreError {
         /// What was refused.
         operation: &'static str,
     },
-    /// A change was committed but could not be recorded in the audit trail.
+    /// A change was committed but could not be recorded in the audit trail (only for a
+    /// store whose trail is in another kind of database, which cannot share its transaction).
     #[error("the change was saved, but recording it in the audit trail failed: {0}")]
     AuditAfterCommit(#[source] Box<StoreError>),
     /// The database files could not be scrubbed of old page images.
