@@ -85,10 +85,11 @@ impl SqliteDb {
                     |row| row.get(0),
                 )
                 .map_err(|e| StoreError::database(path, "checking table names", e))?;
-            if clash > 0 {
+            if clash > 0 || audit.to_str().is_none() {
                 tracing::warn!(
                     path = %path.display(),
-                    "the configuration database has audit tables of its own; audit rows are appended after each change instead of in its transaction"
+                    audit = %audit.display(),
+                    "the configuration database has audit tables of its own, or the audit database's path is not UTF-8 (SQLite cannot attach it); audit rows are appended after each change instead of in its transaction"
                 );
             } else {
                 db.attached = Some(audit.to_owned());
