@@ -173,6 +173,23 @@ impl SqliteDb {
         .map_err(|e| fail("opening for reading", e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| fail("setting the busy timeout", e))?;
+        // An audit database the original wrote has no `audit_row_mac` (the first write here
+        // creates it): an empty one in this connection's temporary schema lets the queries
+        // run, without writing the file. Never when the file has one: it would hide it.
+        let lacks_row_macs: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'audit_log')
+                    AND NOT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'audit_row_mac')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| fail("reading the schema", e))?;
+        if lacks_row_macs {
+            conn.execute_batch(
+                "CREATE TEMP TABLE audit_row_mac (entry_id INTEGER PRIMARY KEY, mac TEXT NOT NULL)",
+            )
+            .map_err(|e| fail("preparing to read", e))?;
+        }
         Ok(conn)
     }
 

@@ -500,3 +500,38 @@ fn values_only_python_writes_are_read_and_kept_byte_for_byte(kind: Kind) {
 }
 
 both!(values_only_python_writes_are_read_and_kept_byte_for_byte);
+
+// 7. An audit database exactly as the original leaves it (its table only) lists and
+// verifies read-only, and is not changed.
+#[test]
+fn the_originals_audit_database_reads_read_only_and_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let conn = super::raw(&path);
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL,
+            event_type TEXT NOT NULL, actor_id INTEGER, actor_username TEXT, actor_ip TEXT,
+            target_type TEXT, target_id TEXT, action TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}', previous_hash TEXT NOT NULL,
+            entry_hash TEXT NOT NULL);",
+    )
+    .unwrap();
+    super::audit::plant_original_rows(&Raw::Sqlite(conn), 3, |i| {
+        format!("2026-01-0{}T00:00:00+00:00", i + 1)
+    });
+    let before = std::fs::read(&path).unwrap();
+    let location = crate::StoreLocation::Sqlite(path.clone());
+    let trail = AuditTrail::open_read_only(&location, audit_key()).unwrap();
+    let report = trail.verify().unwrap();
+    assert!(report.valid && report.entries_checked == 3, "{report:?}");
+    assert_eq!(trail.list(&Default::default()).unwrap().len(), 3);
+    assert!(trail.append(&AuditEvent::new("x", "refused")).is_err());
+    drop(trail);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["audit.db"]);
+}
