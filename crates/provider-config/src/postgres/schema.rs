@@ -79,7 +79,8 @@ pub(crate) fn supported() -> i64 {
     MIGRATIONS.len() as i64
 }
 
-/// Refuses a database migrated by a newer version, changing nothing (for read-only use).
+/// Refuses a database migrated by a newer version, or never migrated, changing nothing
+/// (for read-only use).
 pub(crate) fn check_version(db: &Arc<PgDb>) -> Result<(), StoreError> {
     let supported = supported();
     db.with_rows("reading the schema version", |rows: &PgRows<'_>| {
@@ -93,6 +94,11 @@ pub(crate) fn check_version(db: &Arc<PgDb>) -> Result<(), StoreError> {
                 path: PathBuf::from(db.server()),
                 found: version,
                 supported,
+            }));
+        }
+        if version == 0 {
+            return Err(TxError::Store(StoreError::Uninitialized {
+                place: db.server().to_owned(),
             }));
         }
         Ok(())

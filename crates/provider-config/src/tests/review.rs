@@ -535,3 +535,23 @@ fn the_originals_audit_database_reads_read_only_and_unchanged() {
         .collect();
     assert_eq!(names, ["audit.db"]);
 }
+
+// 7, PostgreSQL: reading a database where nothing was ever stored creates nothing.
+#[cfg(feature = "postgres")]
+#[test]
+fn reading_an_empty_postgres_database_creates_no_table() {
+    let pg = super::postgres::TestDatabase::create();
+    let location = crate::StoreLocation::Postgres(pg.url());
+    let e = ConfigStore::builder_at(location.clone())
+        .read_only()
+        .open()
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Uninitialized { .. }), "{e:?}");
+    let e = AuditTrail::open_read_only(&location, audit_key()).unwrap_err();
+    assert!(matches!(e, StoreError::Uninitialized { .. }), "{e:?}");
+    let tables = pg.connect().rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        &[],
+    );
+    assert!(tables.is_empty(), "{tables:?}");
+}

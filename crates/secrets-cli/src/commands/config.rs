@@ -3,7 +3,7 @@
 
 use secrets::AppName;
 use secrets::config::{
-    CREDENTIAL_KEYS, CloudProviderConfig, ConfigStore, StoreSettings, looks_encrypted,
+    CREDENTIAL_KEYS, CloudProviderConfig, ConfigStore, StoreError, StoreSettings, looks_encrypted,
 };
 use serde_json::{Map, Value};
 
@@ -22,18 +22,18 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
         }
         ConfigCommand::Get { provider, reveal } => {
             // Reading creates nothing: no database yet means no configuration.
-            let config = match state::store_exists(&settings) {
-                true => reader(&settings)?.get(provider)?,
-                false => CloudProviderConfig::default(),
+            let config = match reader(&settings)? {
+                Some(store) => store.get(provider)?,
+                None => CloudProviderConfig::default(),
             };
             warn_about_plaintext(provider, &config);
             print_config(config, *reveal)?;
             Ok(0)
         }
         ConfigCommand::List { json } => {
-            let providers = match state::store_exists(&settings) {
-                true => reader(&settings)?.list()?,
-                false => Vec::new(),
+            let providers = match reader(&settings)? {
+                Some(store) => store.list()?,
+                None => Vec::new(),
             };
             if *json {
                 print_json(&Value::from(providers))?;
@@ -93,10 +93,20 @@ pub(crate) fn run(app: &AppName, command: &ConfigCommand) -> Result<u8, Failure>
 
 /// A store for reading: opened read-only (nothing created, migrated or written, so it
 /// works on a read-only database), no audit trail, the key never needed.
-fn reader(settings: &StoreSettings) -> Result<ConfigStore, Failure> {
-    Ok(ConfigStore::builder_at(settings.jobs_location())
+/// `None` when nothing was ever stored (no `jobs.db`; a PostgreSQL database without the
+/// store's tables).
+fn reader(settings: &StoreSettings) -> Result<Option<ConfigStore>, Failure> {
+    if !state::store_exists(settings) {
+        return Ok(None);
+    }
+    match ConfigStore::builder_at(settings.jobs_location())
         .read_only()
-        .open()?)
+        .open()
+    {
+        Ok(store) => Ok(Some(store)),
+        Err(StoreError::Uninitialized { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The application's store, audited, acting as the user running the command. A credential
