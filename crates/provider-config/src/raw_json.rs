@@ -249,6 +249,42 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_without_changes_reads_back_the_same_object() {
+        let nasty = json!({
+            "a": "}{][,:\"\\", "b": {"c": [1, {"d": "]"}, [], {}], "e": null},
+            "é": "\u{1f600}", "n": -1.5e-7, "t": true, "f": false, "empty": "",
+            "ctl": "\n\t\u{1}",
+        });
+        for text in [
+            nasty.to_string(),
+            serde_json::to_string_pretty(&nasty).unwrap(),
+        ] {
+            let merged = merge_preserving(&text, &Map::new()).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(&merged).unwrap(),
+                nasty,
+                "{merged}"
+            );
+            let changes = json!({"b": 1});
+            let merged = merge_preserving(&text, changes.as_object().unwrap()).unwrap();
+            let mut expected = nasty.clone();
+            expected["b"] = json!(1);
+            assert_eq!(
+                serde_json::from_str::<Value>(&merged).unwrap(),
+                expected,
+                "{merged}"
+            );
+        }
+        // Duplicate keys: the change is written once, where the first one was.
+        let merged = merge_preserving(
+            r#"{"a": 1, "b": 2, "a": 3}"#,
+            json!({"a": 9}).as_object().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(merged, r#"{"a": 9, "b": 2}"#);
+    }
+
+    #[test]
     fn a_merge_keeps_every_other_member_byte_for_byte() {
         let changes = json!({"big": 1, "new": "n"});
         let merged = merge_preserving(PYTHON, changes.as_object().unwrap()).unwrap();
