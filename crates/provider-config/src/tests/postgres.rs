@@ -294,6 +294,12 @@ fn a_terminated_listener_reconnects_clears_the_caches_and_sees_later_writes() {
     let (b, b_caches) = replica(&location);
     a.save("replicate", object(json!({"v": 1}))).unwrap();
     a.save("modal", object(json!({"v": 1}))).unwrap();
+    // The saves' notifications must reach B before B caches (arriving later, they would
+    // rightly drop the copies counted below).
+    within(Duration::from_secs(1), || {
+        b.listener_status().unwrap().notifications >= 2
+    })
+    .expect("the saves' notifications reach B");
     b.get("replicate").unwrap();
     b.get("modal").unwrap();
     assert_eq!(b_caches.provider_config().len(), 2);
