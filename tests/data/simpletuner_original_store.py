@@ -369,6 +369,9 @@ def write(state, request):
     conn.commit()
     for provider, config in request.get("configs", {}).items():
         provider_config_save_sync(conn, provider, config)
+    for provider in request.get("python_only_configs", []):
+        # What json.dumps writes beyond JSON: NaN, infinities, lone surrogates, big integers.
+        provider_config_save_sync(conn, provider, python_only_config())
     for provider, text in request.get("raw_configs", {}).items():
         conn.execute("INSERT OR REPLACE INTO provider_config (provider, config, updated_at) VALUES (?, ?, ?)",
                      (provider, text, datetime.now(timezone.utc).isoformat()))
@@ -401,9 +404,35 @@ def write(state, request):
     return {}
 
 
+def python_only_config():
+    return {
+        "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "lone": "a\ud800b",
+        "big": 2 ** 70, "neg_big": -(2 ** 70), "keep": 1, "webhook_secret": "PLAIN-PY-SECRET",
+    }
+
+
+def python_only_check(config):
+    """Which values of python_only_config() are still exactly as written (no NaN in the answer)."""
+    import math
+    return {
+        "nan": isinstance(config.get("nan"), float) and math.isnan(config["nan"]),
+        "inf": config.get("inf") == float("inf"),
+        "ninf": config.get("ninf") == float("-inf"),
+        "lone": config.get("lone") == "a\ud800b",
+        "big": config.get("big") == 2 ** 70 and isinstance(config["big"], int),
+        "neg_big": config.get("neg_big") == -(2 ** 70) and isinstance(config["neg_big"], int),
+        "keep": config.get("keep"),
+        "webhook_secret_plain": config.get("webhook_secret") == "PLAIN-PY-SECRET",
+    }
+
+
 def read(state, request):
     jobs = state / "cloud" / "jobs.db"
     conn = jobs_connection(jobs)
+    if "python_only_check" in request:
+        answer = {p: python_only_check(provider_config_get_sync(conn, p)) for p in request["python_only_check"]}
+        conn.close()
+        return answer
     answer = {
         "providers": provider_config_list_providers(conn),
         "configs": {p: provider_config_get_sync(conn, p) for p in provider_config_list_providers(conn)},

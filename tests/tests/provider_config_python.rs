@@ -457,3 +457,50 @@ fn no_value_reaches_the_logs_even_at_trace_level() {
         assert!(!files_contain(&settings.audit_db, sentinel));
     }
 }
+
+/// What Python's json.dumps writes beyond JSON (NaN, infinities, a lone surrogate, integers
+/// beyond 64 bits) reads here, and neither an update of another key nor `migrate-db`'s
+/// encryption of the secret changes it, as the original reads it back.
+#[test]
+fn values_only_python_writes_read_here_and_survive_updates_of_other_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    original(
+        "write",
+        state,
+        &json!({"python_only_configs": ["replicate"]}),
+    );
+    let settings = StoreSettings::in_dir(state);
+    let trail = AuditTrail::open(&settings).unwrap();
+    let store = ConfigStore::builder(&settings.jobs_db)
+        .cipher(cipher())
+        .audit(trail.clone())
+        .open()
+        .unwrap();
+    let config = store.get("replicate").unwrap();
+    assert_eq!(config["nan"], "NaN");
+    assert_eq!(config["inf"], "Infinity");
+    assert_eq!(config["ninf"], "-Infinity");
+    assert_eq!(config["lone"], "a\u{fffd}b");
+    assert_eq!(config["big"].as_f64(), Some(2f64.powi(70)));
+    // A typed read of a well-known key holding one is an error naming the key.
+    store
+        .update("replicate", object(json!({"cost_limit_amount": 1.0})))
+        .unwrap();
+    let unchanged = original("read", state, &json!({"python_only_check": ["replicate"]}));
+    let expected = json!({"nan": true, "inf": true, "ninf": true, "lone": true, "big": true,
+        "neg_big": true, "keep": 1, "webhook_secret_plain": true});
+    assert_eq!(unchanged["replicate"], expected);
+    store
+        .update("replicate", object(json!({"keep": 2})))
+        .unwrap();
+    let creds = CredentialStore::open(&settings, cipher()).unwrap();
+    let report = creds.encrypt_plaintext().unwrap();
+    assert_eq!(report.config_secrets_encrypted, 1);
+    let after = original("read", state, &json!({"python_only_check": ["replicate"]}));
+    let mut expected = expected;
+    expected["keep"] = json!(2);
+    expected["webhook_secret_plain"] = json!(false);
+    assert_eq!(after["replicate"], expected);
+    assert!(trail.verify().unwrap().valid);
+}

@@ -63,6 +63,61 @@ impl Backend {
         }
     }
 
+    /// Opens an existing database at `location` for reading only: nothing is created or
+    /// migrated (a newer schema is still refused).
+    pub(crate) fn open_read_only(
+        location: &StoreLocation,
+        tables: Tables,
+    ) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => {
+                let schema = match tables {
+                    Tables::Jobs => &schema::JOBS_DB,
+                    Tables::Audit => &schema::AUDIT_DB,
+                };
+                Ok(Self::Sqlite(Arc::new(SqliteDb::open_read_only(
+                    path, schema,
+                )?)))
+            }
+            #[cfg(feature = "postgres")]
+            StoreLocation::Postgres(url) => {
+                Ok(Self::Postgres(crate::postgres::PgDb::open_read_only(url)?))
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreLocation::Postgres(url) => Err(StoreError::BackendNotCompiled {
+                setting: url.setting().to_owned(),
+                backend: "PostgreSQL",
+                feature: "postgres",
+            }),
+        }
+    }
+
+    /// Opens the configuration database at `location` so that its write transactions can
+    /// append to `audit` in the same transaction: on SQLite, the audit file is attached to
+    /// every connection (as `audit`); on PostgreSQL, both are in one database anyway.
+    pub(crate) fn open_jobs_with_audit(
+        location: &StoreLocation,
+        audit: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
+        match (location, audit) {
+            (StoreLocation::Sqlite(path), Some(audit)) => Ok(Self::Sqlite(Arc::new(
+                SqliteDb::open_attached(path, &schema::JOBS_DB, audit)?,
+            ))),
+            _ => Self::open(location, Tables::Jobs),
+        }
+    }
+
+    /// Whether write transactions on this backend reach the audit tables of `audit`.
+    pub(crate) fn has_audit_of(&self, audit: &Backend) -> bool {
+        match (self, audit) {
+            (Self::Sqlite(db), Self::Sqlite(trail)) => db.attached() == Some(trail.path()),
+            #[cfg(feature = "postgres")]
+            (Self::Postgres(db), Self::Postgres(trail)) => db.server() == trail.server(),
+            #[cfg(feature = "postgres")]
+            _ => false,
+        }
+    }
+
     /// Runs `f` on a connection (one consistent snapshot for SQLite; PostgreSQL runs each
     /// statement in its own snapshot unless `f` reads in one statement).
     pub(crate) fn read<T>(

@@ -10,13 +10,15 @@ use credential_crypto::{CredentialCipher, KeyLoader, Secret};
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditEvent, AuditTrail, PROVIDER_CONFIGURED};
-use crate::backend::{Backend, Tables, unblock};
+use crate::backend::{Backend, unblock};
 use crate::caches::{
     CacheInvalidator, ConfigCaches, Invalidation, global_invalidator, provider_config_key,
 };
 use crate::hardware::{self, HARDWARE_INFO_KEY, HARDWARE_PROVIDER, HardwareInfo};
 use crate::rows::{Rows, TxError};
-use crate::sealing::{CipherSource, Sealed, open_credential, seal_credential};
+use crate::sealing::{
+    CipherSource, Sealed, count_encrypted, open_credential, seal_credential, store_error,
+};
 use crate::values::{
     CREDENTIAL_KEYS, CloudProviderConfig, CostLimit, WEBHOOK_SECRET, WebhookConfig, changed_keys,
     validate, validate_provider_name,
@@ -31,6 +33,9 @@ struct StoreInner {
     caches: Arc<ConfigCaches>,
     invalidator: Arc<dyn CacheInvalidator>,
     audit: Option<AuditTrail>,
+    /// Whether the audit row is appended in the change's own transaction (the audit trail
+    /// is in the same PostgreSQL database, or its SQLite file is attached).
+    audit_in_tx: bool,
     cipher: CipherSource,
     database_reads: AtomicU64,
 }
@@ -41,11 +46,11 @@ struct StoreInner {
 /// - **Reads** go through the provider-configuration cache (key `provider:{name}:config`,
 ///   300 s): within one TTL the database is read once per provider, and concurrent misses
 ///   read it once.
-/// - **Writes** go to the database first, in one `BEGIN IMMEDIATE` transaction (an update
-///   reads, merges and writes under the write lock, so concurrent updates of different keys
-///   by threads or processes lose nothing), then invalidate `provider:{name}:` through the
-///   store's [`CacheInvalidator`], then append a `provider.configured` row naming the changed
-///   keys (never their values) to the audit trail.
+/// - **Writes** go to the database in one `BEGIN IMMEDIATE` transaction (an update reads,
+///   merges and writes under the write lock, so concurrent updates of different keys by
+///   threads or processes lose nothing), which also appends the `provider.configured` audit
+///   row naming the changed keys (never their values): a failing append rolls the change
+///   back. Then `provider:{name}:` is invalidated through the store's [`CacheInvalidator`].
 /// - **Credentials** in the configuration (`webhook_secret`) are stored encrypted in the
 ///   credential format; a plaintext value written by the original is read as plaintext.
 /// - Every method has an `_async` form that never blocks the runtime (database work runs on
@@ -90,6 +95,8 @@ pub struct ConfigStoreBuilder {
     invalidator: Option<Arc<dyn CacheInvalidator>>,
     audit: Option<AuditTrail>,
     cipher: CipherSource,
+    create_key: bool,
+    read_only: bool,
 }
 
 impl fmt::Debug for ConfigStoreBuilder {
@@ -129,7 +136,24 @@ impl ConfigStoreBuilder {
     /// Loads the credential key with this loader the first time a credential is read or
     /// written (so reading other keys never creates a key file).
     pub fn key_loader(mut self, loader: KeyLoader) -> Self {
-        self.cipher = CipherSource::lazy(loader);
+        self.cipher = CipherSource::lazy(loader, self.create_key);
+        self
+    }
+
+    /// Opens an existing database for reading only: nothing is created, no schema is
+    /// migrated and every write fails, so reading works on a read-only file, directory or
+    /// database role and never changes the database.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Whether the key loader may create a credential key when there is none (default:
+    /// yes, as the original server does). Never when the database already holds
+    /// credentials encrypted under a key: a new key could not decrypt them. Set before
+    /// [`key_loader`](Self::key_loader).
+    pub fn create_key(mut self, create: bool) -> Self {
+        self.create_key = create;
         self
     }
 
@@ -137,7 +161,16 @@ impl ConfigStoreBuilder {
     /// PostgreSQL, also starts the store's listener: a dedicated connection that drops the
     /// entries of this store's caches that other processes' writes made stale.
     pub fn open(self) -> Result<ConfigStore, StoreError> {
-        let backend = Backend::open(&self.location, Tables::Jobs)?;
+        let backend = if self.read_only {
+            Backend::open_read_only(&self.location, crate::backend::Tables::Jobs)?
+        } else {
+            let audit_file = self.audit.as_ref().and_then(AuditTrail::sqlite_path);
+            Backend::open_jobs_with_audit(&self.location, audit_file)?
+        };
+        let audit_in_tx = self
+            .audit
+            .as_ref()
+            .is_some_and(|trail| trail.shares_transactions_with(&backend));
         let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self
             .invalidator
@@ -155,6 +188,7 @@ impl ConfigStoreBuilder {
                 caches,
                 invalidator,
                 audit: self.audit,
+                audit_in_tx,
                 cipher: self.cipher,
                 database_reads: AtomicU64::new(0),
             }),
@@ -182,6 +216,21 @@ fn with_config_key<T>(provider: &str, f: impl FnOnce(&str) -> T) -> T {
     })
 }
 
+/// The stored configuration of a row about to be replaced or deleted: `{}` when it cannot
+/// be read (not JSON, not an object, a BLOB, not UTF-8), `None` when there is no row.
+fn replaceable(tx: &dyn Rows, provider: &str) -> Result<Option<Map<String, Value>>, TxError> {
+    match tx.config_get_for_update(provider) {
+        Ok(Some(text)) => Ok(Some(
+            CloudProviderConfig::from_stored(provider, &text)
+                .map(CloudProviderConfig::into_map)
+                .unwrap_or_default(),
+        )),
+        Ok(None) => Ok(None),
+        Err(TxError::Store(StoreError::InvalidStoredConfig { .. })) => Ok(Some(Map::new())),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a write did, for the audit row.
 struct Change {
     operation: &'static str,
@@ -199,6 +248,12 @@ impl ConfigStore {
     /// ([`set_global_invalidator`](crate::caches::set_global_invalidator)), so that the
     /// global invalidation functions reach every replica too.
     pub fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Self::open_with(settings, true)
+    }
+
+    /// [`open`](Self::open), saying whether a credential key may be created when there is
+    /// none (see [`ConfigStoreBuilder::create_key`]; the CLI asks for `--create-key`).
+    pub fn open_with(settings: &StoreSettings, create_key: bool) -> Result<Self, StoreError> {
         let location = settings.jobs_location();
         let shared = matches!(location, StoreLocation::Postgres(_));
         // On PostgreSQL, the write's own NOTIFY tells the other replicas; after the commit
@@ -212,6 +267,7 @@ impl ConfigStore {
             .caches(Arc::clone(ConfigCaches::global()))
             .invalidator(invalidator)
             .audit(AuditTrail::open(settings)?)
+            .create_key(create_key)
             .key_loader(KeyLoader::new(&settings.app))
             .open()?;
         if shared {
@@ -234,6 +290,8 @@ impl ConfigStore {
             invalidator: None,
             audit: None,
             cipher: CipherSource::None,
+            create_key: true,
+            read_only: false,
         }
     }
 
@@ -243,6 +301,20 @@ impl ConfigStore {
             inner: Arc::clone(&self.inner),
             actor,
         }
+    }
+
+    /// The credential key file this store created, if it created one (when there was no
+    /// key and a credential was written: see [`ConfigStoreBuilder::create_key`]).
+    pub fn generated_key_file(&self) -> Option<std::path::PathBuf> {
+        self.inner.cipher.generated()
+    }
+
+    /// How many stored credentials (credential rows and configuration secrets) are
+    /// encrypted: with none, a new credential key loses nothing.
+    pub fn encrypted_credentials(&self) -> Result<u64, StoreError> {
+        self.inner
+            .backend
+            .read("counting encrypted credentials", count_encrypted)
     }
 
     /// The caches this store reads through.
@@ -355,27 +427,24 @@ impl ConfigStore {
     pub fn save(&self, provider: &str, config: Map<String, Value>) -> Result<(), StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &config)?;
-        let change = self.write("saving a provider configuration", provider, |tx| {
-            // A row that is not valid JSON is replaced: saving is how it gets fixed.
-            let before = match tx.config_get_for_update(provider)? {
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)
-                    .map(CloudProviderConfig::into_map)
-                    .unwrap_or_default(),
-                None => Map::new(),
-            };
+        self.write("saving a provider configuration", provider, |tx| {
+            // A row that cannot be read is replaced: saving is how it gets fixed.
+            let before = replaceable(tx, provider)?.unwrap_or_default();
             let mut after = config;
-            self.seal(provider, &before, &mut after)?;
+            self.seal(tx, provider, &before, &mut after)?;
             tx.config_put(
                 provider,
                 &Value::Object(after.clone()).to_string(),
                 &Timestamp::now().to_string(),
             )?;
-            Ok(Change {
-                operation: "save",
-                changed_keys: changed_keys(&before, &after),
-            })
-        })?;
-        self.after_write(provider, change)
+            Ok((
+                (),
+                Some(Change {
+                    operation: "save",
+                    changed_keys: changed_keys(&before, &after),
+                }),
+            ))
+        })
     }
 
     /// [`save`](Self::save) without blocking the runtime.
@@ -398,31 +467,41 @@ impl ConfigStore {
     ) -> Result<CloudProviderConfig, StoreError> {
         validate_provider_name(provider)?;
         validate(provider, &updates)?;
-        let mut stored = None;
-        let change = self.write("updating a provider configuration", provider, |tx| {
-            let before = match tx.config_get_for_update(provider)? {
+        self.write("updating a provider configuration", provider, |tx| {
+            let stored = tx.config_get_for_update(provider)?;
+            let before = match &stored {
                 // Unlike the original, a broken row is not silently replaced by the update.
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)?.into_map(),
+                Some(text) => CloudProviderConfig::from_stored(provider, text)?.into_map(),
                 None => Map::new(),
             };
             let mut sealed = updates;
-            self.seal(provider, &before, &mut sealed)?;
-            let mut after = before.clone();
-            after.extend(sealed);
-            tx.config_put(
-                provider,
-                &Value::Object(after.clone()).to_string(),
-                &Timestamp::now().to_string(),
-            )?;
+            self.seal(tx, provider, &before, &mut sealed)?;
+            // The keys not given are kept byte for byte as stored, whatever the original
+            // wrote there (NaN, lone surrogates, integers beyond 64 bits).
+            let text = match &stored {
+                Some(text) => {
+                    crate::raw_json::merge_preserving(text, &sealed).ok_or_else(|| {
+                        StoreError::InvalidStoredConfig {
+                            provider: provider.to_owned(),
+                            problem:
+                                "its JSON object could not be split into members to update one"
+                                    .to_owned(),
+                        }
+                    })?
+                }
+                None => Value::Object(sealed.clone()).to_string(),
+            };
+            let after = CloudProviderConfig::from_stored(provider, &text)?.into_map();
+            tx.config_put(provider, &text, &Timestamp::now().to_string())?;
             let changed_keys = changed_keys(&before, &after);
-            stored = Some(CloudProviderConfig::from(after));
-            Ok(Change {
-                operation: "update",
-                changed_keys,
-            })
-        })?;
-        self.after_write(provider, change)?;
-        Ok(stored.unwrap_or_default())
+            Ok((
+                CloudProviderConfig::from(after),
+                Some(Change {
+                    operation: "update",
+                    changed_keys,
+                }),
+            ))
+        })
     }
 
     /// [`update`](Self::update) without blocking the runtime.
@@ -437,24 +516,21 @@ impl ConfigStore {
 
     /// Deletes a provider's configuration; whether there was one.
     pub fn delete(&self, provider: &str) -> Result<bool, StoreError> {
-        let mut deleted = false;
-        let change = self.write("deleting a provider configuration", provider, |tx| {
-            let before = match tx.config_get_for_update(provider)? {
-                Some(text) => CloudProviderConfig::from_stored(provider, &text)
-                    .map(CloudProviderConfig::into_map)
-                    .unwrap_or_default(),
-                None => return Ok(None),
+        self.write("deleting a provider configuration", provider, |tx| {
+            // A row that cannot be read is deleted all the same.
+            let Some(before) = replaceable(tx, provider)? else {
+                // Nothing to delete; still invalidated (another process may have deleted it).
+                return Ok((false, None));
             };
-            deleted = tx.config_delete(provider)?;
-            Ok(Some(Change {
-                operation: "delete",
-                changed_keys: changed_keys(&before, &Map::new()),
-            }))
-        })?;
-        if let Some(change) = change {
-            self.after_write(provider, change)?;
-        }
-        Ok(deleted)
+            let deleted = tx.config_delete(provider)?;
+            Ok((
+                deleted,
+                Some(Change {
+                    operation: "delete",
+                    changed_keys: changed_keys(&before, &Map::new()),
+                }),
+            ))
+        })
     }
 
     /// [`delete`](Self::delete) without blocking the runtime.
@@ -463,29 +539,48 @@ impl ConfigStore {
         unblock(move || store.delete(&provider)).await
     }
 
-    /// A write transaction about `provider`'s row, which tells the other processes sharing
-    /// the database (PostgreSQL) what changed when it commits.
+    /// A write transaction about `provider`'s row: `f` makes the change and says what it
+    /// changed; its audit row is appended in the same transaction (so a failure rolls back
+    /// both), the other processes sharing the database (PostgreSQL) are told when it
+    /// commits, and this process's caches are invalidated afterwards, whatever `f` found.
     fn write<T>(
         &self,
         operation: &'static str,
         provider: &str,
-        f: impl FnOnce(&dyn Rows) -> Result<T, TxError>,
+        f: impl FnOnce(&dyn Rows) -> Result<(T, Option<Change>), TxError>,
     ) -> Result<T, StoreError> {
-        self.inner.backend.write(operation, |tx| {
-            let value = f(tx)?;
+        let in_tx = self.inner.audit_in_tx;
+        let result = self.inner.backend.write(operation, |tx| {
+            let (value, change) = f(tx)?;
+            if in_tx && let (Some(trail), Some(change)) = (&self.inner.audit, &change) {
+                trail.append_in_tx(tx, &self.audit_event(provider, change))?;
+            }
             tx.notify(&Invalidation::Provider(provider.to_owned()))?;
-            Ok(value)
-        })
+            Ok((value, change))
+        });
+        // Invalidated even when the write failed or found nothing: cheap, and never stale.
+        self.inner
+            .invalidator
+            .invalidate(&Invalidation::Provider(provider.to_owned()));
+        let (value, change) = result?;
+        if !in_tx && let (Some(trail), Some(change)) = (&self.inner.audit, &change) {
+            // The trail is elsewhere (another kind of database): appended after the commit.
+            trail
+                .append(&self.audit_event(provider, change))
+                .map_err(|e| StoreError::AuditAfterCommit(Box::new(e)))?;
+        }
+        Ok(value)
     }
 
     /// Encrypts the credential keys of `after` whose values are new (not those carried over
     /// unchanged from `before`, so rewriting a configuration needs no key).
     fn seal(
         &self,
+        tx: &dyn Rows,
         provider: &str,
         before: &Map<String, Value>,
         after: &mut Map<String, Value>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TxError> {
         for key in CREDENTIAL_KEYS {
             let Some(Value::String(value)) = after.get(*key) else {
                 continue;
@@ -493,7 +588,8 @@ impl ConfigStore {
             if value.is_empty() || before.get(*key) == after.get(*key) {
                 continue;
             }
-            let cipher = self.inner.cipher.get(provider, key)?;
+            let count = || count_encrypted(tx);
+            let cipher = self.inner.cipher.get(provider, key, Some(&count))?;
             let sealed = seal_credential(&cipher, value).map_err(|source| StoreError::Crypto {
                 context: format!("provider `{provider}`: `{key}`"),
                 source,
@@ -505,13 +601,9 @@ impl ConfigStore {
         Ok(())
     }
 
-    fn after_write(&self, provider: &str, change: Change) -> Result<(), StoreError> {
-        self.inner
-            .invalidator
-            .invalidate(&Invalidation::Provider(provider.to_owned()));
-        let Some(trail) = &self.inner.audit else {
-            return Ok(());
-        };
+    /// The `provider.configured` row of a change: the names of the changed keys, never
+    /// their values.
+    fn audit_event(&self, provider: &str, change: &Change) -> AuditEvent {
         let verb = match change.operation {
             "save" => "saved",
             "update" => "updated",
@@ -525,15 +617,11 @@ impl ConfigStore {
                 change.changed_keys.join(", ")
             )
         };
-        let event = AuditEvent::new(PROVIDER_CONFIGURED, action)
+        AuditEvent::new(PROVIDER_CONFIGURED, action)
             .actor(self.actor.clone())
             .target("provider", provider)
             .detail("operation", change.operation)
-            .detail("changed_keys", change.changed_keys);
-        trail
-            .append(&event)
-            .map(|_| ())
-            .map_err(|e| StoreError::AuditAfterCommit(Box::new(e)))
+            .detail("changed_keys", change.changed_keys.clone())
     }
 
     /// A provider's webhook settings with the original's defaults; the secret decrypted.
@@ -557,7 +645,12 @@ impl ConfigStore {
     ) -> Result<Secret, StoreError> {
         open_credential(
             stored,
-            || self.inner.cipher.get(provider, key),
+            || {
+                self.inner
+                    .cipher
+                    .get(provider, key, None)
+                    .map_err(store_error)
+            },
             || format!("provider `{provider}`: `{key}`"),
         )
     }
@@ -571,7 +664,15 @@ impl ConfigStore {
         let mut updates = Map::new();
         let value = match secret {
             Some(secret) => {
-                let cipher = self.inner.cipher.get(provider, WEBHOOK_SECRET)?;
+                let cipher = self
+                    .inner
+                    .backend
+                    .read("loading the credential key", |rows| {
+                        let count = || count_encrypted(rows);
+                        self.inner
+                            .cipher
+                            .get(provider, WEBHOOK_SECRET, Some(&count))
+                    })?;
                 Value::String(cipher.encrypt(secret.expose()))
             }
             None => Value::Null,
@@ -610,27 +711,34 @@ impl ConfigStore {
     /// The hardware pricing (the `replicate` configuration's `hardware_info` when it is a
     /// non-empty object, else the defaults), through the store's hardware cache.
     pub fn hardware_pricing(&self) -> Result<HardwareInfo, StoreError> {
+        // Loaded from the database, not through the configuration cache: a cached
+        // configuration near the end of its TTL would make the pricing stale for two TTLs.
         if !self.caching() {
-            return hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?);
+            return hardware::pricing_of(&*self.load(HARDWARE_PROVIDER)?);
         }
         self.inner
             .caches
             .hardware_info()
-            .try_get_or_insert_with((), || hardware::pricing_of(&*self.get(HARDWARE_PROVIDER)?))
+            .try_get_or_insert_with((), || hardware::pricing_of(&*self.load(HARDWARE_PROVIDER)?))
     }
 
     /// [`hardware_pricing`](Self::hardware_pricing) without blocking the runtime;
     /// concurrent callers load once.
     pub async fn hardware_pricing_async(&self) -> Result<HardwareInfo, StoreError> {
+        let load = || {
+            let store = self.clone();
+            async move {
+                let config = unblock(move || store.load(HARDWARE_PROVIDER)).await?;
+                hardware::pricing_of(&config)
+            }
+        };
         if !self.caching() {
-            return hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?);
+            return load().await;
         }
         self.inner
             .caches
             .hardware_info()
-            .try_get_or_insert_with_async((), async {
-                hardware::pricing_of(&*self.get_async(HARDWARE_PROVIDER).await?)
-            })
+            .try_get_or_insert_with_async((), load())
             .await
     }
 

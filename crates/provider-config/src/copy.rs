@@ -64,8 +64,9 @@ pub fn copy_store(
                 all.push(row);
                 Ok(())
             })?;
-            Ok((all, report))
+            Ok(((all, rows.audit_head()?), report))
         })?;
+    let (audit_rows, source_head) = audit_rows;
     if let Some(problem) = source_chain.first_problem() {
         return Err(StoreError::BrokenChain {
             id: problem.id,
@@ -89,6 +90,15 @@ pub fn copy_store(
     };
     let copy_audit = |tx: &dyn Rows, report: &mut CopyReport| -> Result<(), TxError> {
         copy_chain(tx, &audit_rows, report)?;
+        // The source's head marker, unless the target's chain has grown past it since an
+        // earlier copy.
+        if let Some(head) = &source_head
+            && tx
+                .audit_head()?
+                .is_none_or(|target| target.last_id <= head.last_id)
+        {
+            tx.audit_set_head(head)?;
+        }
         let chain = verify::verify(tx, &chain_key, &row_key)?;
         if let Some(problem) = chain.first_problem() {
             return Err(refused(format!(

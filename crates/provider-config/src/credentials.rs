@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 use crate::audit::{
     AuditEvent, AuditTrail, CONFIG_CHANGED, CREDENTIAL_CREATED, CREDENTIAL_DELETED,
 };
-use crate::backend::{Backend, Tables, unblock};
+use crate::backend::{Backend, unblock};
 use crate::caches::{CacheInvalidator, Invalidation, global_invalidator};
-use crate::rows::TxError;
+use crate::rows::{Rows, TxError};
 use crate::sealing::{Stored, classify, looks_encrypted, open_credential};
-use crate::values::{CREDENTIAL_KEYS, validate_provider_name};
+use crate::values::{CREDENTIAL_KEYS, CloudProviderConfig, validate_provider_name};
 use crate::{Actor, StoreError, StoreLocation, StoreSettings, Timestamp};
 
 /// A stored credential, without its value.
@@ -58,7 +58,8 @@ pub struct MaintenanceReport {
     pub config_secrets_encrypted: u64,
     /// Configuration credentials re-encrypted to the current key.
     pub config_secrets_rotated: u64,
-    /// Configuration rows that are not valid JSON and so were not examined.
+    /// Configuration rows that cannot be read (not a JSON object, not UTF-8 text, a BLOB)
+    /// and so were left as they are; the rest was done.
     pub unreadable_config_rows: Vec<String>,
     /// Whether the database files were rewritten so that no old copy of a value remains in
     /// them (SQLite: `VACUUM` and an emptied write-ahead log; PostgreSQL: `VACUUM FULL` of
@@ -70,6 +71,8 @@ struct CredInner {
     backend: Backend,
     cipher: Arc<CredentialCipher>,
     audit: Option<AuditTrail>,
+    /// Whether audit rows are appended in the change's own transaction.
+    audit_in_tx: bool,
     invalidator: Option<Arc<dyn CacheInvalidator>>,
 }
 
@@ -147,12 +150,17 @@ impl CredentialStore {
         audit: Option<AuditTrail>,
         invalidator: Option<Arc<dyn CacheInvalidator>>,
     ) -> Result<Self, StoreError> {
-        let backend = Backend::open(location, Tables::Jobs)?;
+        let audit_file = audit.as_ref().and_then(AuditTrail::sqlite_path);
+        let backend = Backend::open_jobs_with_audit(location, audit_file)?;
+        let audit_in_tx = audit
+            .as_ref()
+            .is_some_and(|trail| trail.shares_transactions_with(&backend));
         Ok(Self {
             inner: Arc::new(CredInner {
                 backend,
                 cipher: Arc::new(cipher),
                 audit,
+                audit_in_tx,
                 invalidator,
             }),
             actor: Actor::default(),
@@ -171,14 +179,54 @@ impl CredentialStore {
         &self.inner.backend
     }
 
-    fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        match &self.inner.audit {
-            None => Ok(()),
-            Some(trail) => trail
-                .append(&event.actor(self.actor.clone()))
+    /// Appends `event` in `tx` when the trail shares its transactions; otherwise `event`
+    /// is kept for [`audit_after`](Self::audit_after).
+    fn audit_in(
+        &self,
+        tx: &dyn Rows,
+        event: Option<AuditEvent>,
+        later: &mut Option<AuditEvent>,
+    ) -> Result<(), TxError> {
+        let (Some(trail), Some(event)) = (&self.inner.audit, event) else {
+            return Ok(());
+        };
+        let event = event.actor(self.actor.clone());
+        if self.inner.audit_in_tx {
+            trail.append_in_tx(tx, &event)?;
+        } else {
+            *later = Some(event);
+        }
+        Ok(())
+    }
+
+    /// Appends, after the commit, an event a trail elsewhere could not take in the
+    /// transaction.
+    fn audit_after(&self, event: Option<AuditEvent>) -> Result<(), StoreError> {
+        match (&self.inner.audit, event) {
+            (Some(trail), Some(event)) => trail
+                .append(&event)
                 .map(|_| ())
                 .map_err(|e| StoreError::AuditAfterCommit(Box::new(e))),
+            _ => Ok(()),
         }
+    }
+
+    /// A write transaction whose audit row (`event` of its result; `None` records nothing)
+    /// is appended in the same transaction: a failure of either rolls back both.
+    fn audited_write<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&dyn Rows) -> Result<T, TxError>,
+        event: impl FnOnce(&T) -> Option<AuditEvent>,
+    ) -> Result<T, StoreError> {
+        let mut later = None;
+        let value = self.db().write(operation, |tx| {
+            let value = f(tx)?;
+            self.audit_in(tx, event(&value), &mut later)?;
+            Ok(value)
+        })?;
+        self.audit_after(later)?;
+        Ok(value)
     }
 
     /// Stores (encrypted) a user's credential, replacing and reactivating an existing one;
@@ -193,26 +241,28 @@ impl CredentialStore {
         validate_provider_name(provider)?;
         let stored = self.inner.cipher.encrypt(value.expose());
         let now = Timestamp::now().to_string();
-        let (id, replaced) = self
-            .db()
-            .write("storing a credential", |tx| {
-                tx.credential_upsert(user_id, provider, name, &stored, &now)
-            })
-            .map_err(|e| foreign_key_to_unknown_user(e, user_id))?;
-        self.audit(
-            AuditEvent::new(
-                CREDENTIAL_CREATED,
-                format!(
-                    "{} credential {name} of provider {provider} for user {user_id}",
-                    if replaced { "replaced" } else { "stored" }
-                ),
+        let (id, _) = self
+            .audited_write(
+                "storing a credential",
+                |tx| tx.credential_upsert(user_id, provider, name, &stored, &now),
+                |&(id, replaced)| {
+                    Some(
+                        AuditEvent::new(
+                            CREDENTIAL_CREATED,
+                            format!(
+                                "{} credential {name} of provider {provider} for user {user_id}",
+                                if replaced { "replaced" } else { "stored" }
+                            ),
+                        )
+                        .target("credential", id.to_string())
+                        .detail("user_id", user_id)
+                        .detail("provider", provider)
+                        .detail("credential_name", name)
+                        .detail("replaced", replaced),
+                    )
+                },
             )
-            .target("credential", id.to_string())
-            .detail("user_id", user_id)
-            .detail("provider", provider)
-            .detail("credential_name", name)
-            .detail("replaced", replaced),
-        )?;
+            .map_err(|e| foreign_key_to_unknown_user(e, user_id))?;
         Ok(id)
     }
 
@@ -291,13 +341,11 @@ impl CredentialStore {
 
     /// Deletes a credential; whether there was one.
     pub fn delete(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
-        let deleted = self.db().write("deleting a credential", |tx| {
-            tx.credential_delete(user_id, provider, name)
-        })?;
-        if deleted {
-            self.audit(credential_deleted(user_id, provider, name, "deleted"))?;
-        }
-        Ok(deleted)
+        self.audited_write(
+            "deleting a credential",
+            |tx| tx.credential_delete(user_id, provider, name),
+            |&deleted| deleted.then(|| credential_deleted(user_id, provider, name, "deleted")),
+        )
     }
 
     /// [`delete`](Self::delete) without blocking the runtime.
@@ -314,13 +362,11 @@ impl CredentialStore {
     /// Deactivates a credential without deleting it; whether there was one.
     pub fn deactivate(&self, user_id: i64, provider: &str, name: &str) -> Result<bool, StoreError> {
         let now = Timestamp::now().to_string();
-        let changed = self.db().write("deactivating a credential", |tx| {
-            tx.credential_deactivate(user_id, provider, name, &now)
-        })?;
-        if changed {
-            self.audit(credential_deleted(user_id, provider, name, "deactivated"))?;
-        }
-        Ok(changed)
+        self.audited_write(
+            "deactivating a credential",
+            |tx| tx.credential_deactivate(user_id, provider, name, &now),
+            |&changed| changed.then(|| credential_deleted(user_id, provider, name, "deactivated")),
+        )
     }
 
     /// Encrypts every credential the original stored in plaintext (the rows of
@@ -383,6 +429,7 @@ impl CredentialStore {
             "encrypting plaintext credentials"
         };
         let mut changed_providers = Vec::new();
+        let mut later = None;
         let (mut report, scrubbed) = self.db().rewrite_scrubbing(operation, |tx| {
             let mut report = MaintenanceReport::default();
             for (id, stored) in tx.credential_all_for_update()? {
@@ -406,16 +453,50 @@ impl CredentialStore {
                 }
             }
             for (provider, text) in tx.config_all_for_update()? {
-                let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(&text) else {
+                // A row that cannot be read (a BLOB, not UTF-8, not a JSON object) is
+                // reported and left alone; the rest is done.
+                let raw_text = text.as_ref().ok().cloned();
+                let Ok(mut config) = text.map_err(drop).and_then(|text| {
+                    CloudProviderConfig::from_stored(&provider, &text)
+                        .map(CloudProviderConfig::into_map)
+                        .map_err(drop)
+                }) else {
                     report.unreadable_config_rows.push(provider);
                     continue;
                 };
                 if reseal_config(cipher, &provider, &mut config, rotate, &mut report)? {
-                    tx.config_set(&provider, &Value::Object(config).to_string())?;
+                    // Only the credential keys change; the rest is kept byte for byte.
+                    let changes: Map<String, Value> = CREDENTIAL_KEYS
+                        .iter()
+                        .filter_map(|key| Some(((*key).to_owned(), config.get(*key)?.clone())))
+                        .collect();
+                    let text = raw_text
+                        .as_deref()
+                        .and_then(|raw| crate::raw_json::merge_preserving(raw, &changes))
+                        .unwrap_or_else(|| Value::Object(config).to_string());
+                    tx.config_set(&provider, &text)?;
                     tx.notify(&Invalidation::Provider(provider.clone()))?;
                     changed_providers.push(provider);
                 }
             }
+            // The record is part of the transaction: the files are scrubbed only after both
+            // committed, so a failing scrub (VACUUM) cannot leave a change unrecorded.
+            let action = format!(
+                "{operation}: {} credential rows encrypted, {} re-encrypted, {} configuration secrets encrypted, {} re-encrypted",
+                report.credentials_encrypted,
+                report.credentials_rotated,
+                report.config_secrets_encrypted,
+                report.config_secrets_rotated
+            );
+            let event = AuditEvent::new(CONFIG_CHANGED, action)
+                .target("database", "provider_credentials")
+                .detail("operation", if rotate { "rotate" } else { "encrypt" })
+                .detail("credentials_encrypted", report.credentials_encrypted)
+                .detail("credentials_rotated", report.credentials_rotated)
+                .detail("config_secrets_encrypted", report.config_secrets_encrypted)
+                .detail("config_secrets_rotated", report.config_secrets_rotated)
+                .detail("providers", changed_providers.clone());
+            self.audit_in(tx, Some(event), &mut later)?;
             Ok(report)
         })?;
         report.scrubbed = scrubbed;
@@ -424,23 +505,7 @@ impl CredentialStore {
                 invalidator.invalidate(&Invalidation::Provider(provider.clone()));
             }
         }
-        let action = format!(
-            "{operation}: {} credential rows encrypted, {} re-encrypted, {} configuration secrets encrypted, {} re-encrypted",
-            report.credentials_encrypted,
-            report.credentials_rotated,
-            report.config_secrets_encrypted,
-            report.config_secrets_rotated
-        );
-        self.audit(
-            AuditEvent::new(CONFIG_CHANGED, action)
-                .target("database", "provider_credentials")
-                .detail("operation", if rotate { "rotate" } else { "encrypt" })
-                .detail("credentials_encrypted", report.credentials_encrypted)
-                .detail("credentials_rotated", report.credentials_rotated)
-                .detail("config_secrets_encrypted", report.config_secrets_encrypted)
-                .detail("config_secrets_rotated", report.config_secrets_rotated)
-                .detail("providers", changed_providers),
-        )?;
+        self.audit_after(later)?;
         Ok(report)
     }
 }

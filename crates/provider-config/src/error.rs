@@ -243,6 +243,13 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// A database opened for reading only has none of the store's tables yet (nothing was
+    /// ever stored there); reading it means "nothing stored".
+    #[error("{place}: the store's tables do not exist yet (nothing has been stored there)")]
+    Uninitialized {
+        /// The database.
+        place: String,
+    },
     /// The audit chain is broken, so an operation that would hide the evidence was refused.
     #[error(
         "the audit chain is broken at row {id}: {problem}; run `secrets audit verify` and investigate before {operation}"
@@ -255,7 +262,8 @@ pub enum StoreError {
         /// What was refused.
         operation: &'static str,
     },
-    /// A change was committed but could not be recorded in the audit trail.
+    /// A change was committed but could not be recorded in the audit trail (only for a
+    /// store whose trail is in another kind of database, which cannot share its transaction).
     #[error("the change was saved, but recording it in the audit trail failed: {0}")]
     AuditAfterCommit(#[source] Box<StoreError>),
     /// The database files could not be scrubbed of old page images.

@@ -6,7 +6,7 @@
 //!
 //! - [`ConfigStore`]: one JSON object per provider in `provider_config` of
 //!   `<state>/cloud/jobs.db`; reads through the provider-configuration cache, writes in one
-//!   transaction, invalidates and audits after every write. Typed views with the original's
+//!   transaction together with its audit row, invalidates after every write. Typed views with the original's
 //!   defaults and checks: [`WebhookConfig`], [`CostLimit`], [`HardwareInfo`].
 //! - [`CredentialStore`]: users' provider credentials in `provider_credentials`, encrypted
 //!   with `credential-crypto`; migration from the original's plaintext and key rotation.
@@ -65,6 +65,7 @@ pub mod hardware;
 mod location;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod raw_json;
 mod rows;
 mod sealing;
 mod settings;

@@ -32,6 +32,10 @@ impl From<StoreError> for TxError {
     }
 }
 
+/// A configuration row for maintenance: the provider and its stored text, or what makes
+/// the text unreadable (SQLite: a BLOB, bytes that are not UTF-8).
+pub(crate) type StoredConfigRow = (String, Result<String, String>);
+
 /// `provider_config`: one JSON text per cloud provider.
 pub(crate) trait ConfigRows {
     /// The stored JSON text of a provider's row.
@@ -45,8 +49,9 @@ pub(crate) trait ConfigRows {
     fn config_delete(&self, provider: &str) -> Result<bool, TxError>;
     /// Every provider with a row, sorted.
     fn config_list(&self) -> Result<Vec<String>, TxError>;
-    /// Every row as (provider, stored JSON), locked for a maintenance rewrite.
-    fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError>;
+    /// Every row as (provider, stored JSON), locked for a maintenance rewrite; `Err` with
+    /// the problem for a row that is not text (SQLite: a BLOB, invalid UTF-8).
+    fn config_all_for_update(&self) -> Result<Vec<StoredConfigRow>, TxError>;
     /// Rewrites a row's JSON in place, keeping its `updated_at` (maintenance).
     fn config_set(&self, provider: &str, config: &str) -> Result<(), TxError>;
     /// Every row as (provider, stored JSON, `updated_at`), for a copy to another store.
@@ -140,13 +145,34 @@ pub(crate) struct NewAuditRow<'a> {
     pub(crate) entry_hash: &'a str,
 }
 
-/// `audit_log` and `audit_row_mac`.
+/// The chain head marker (`audit_head`, ours): the newest row this library appended, and a
+/// MAC over its id and hash, so deleting the newest rows (or all of them) shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuditHead {
+    pub(crate) last_id: i64,
+    pub(crate) entry_hash: String,
+    pub(crate) mac: String,
+}
+
+/// `audit_log`, `audit_row_mac` and `audit_head`.
 pub(crate) trait AuditRows {
     /// Makes this transaction the only appender until it ends (PostgreSQL: an advisory lock
     /// on the chain head; SQLite: `BEGIN IMMEDIATE` already holds the write lock).
     fn audit_lock_chain(&self) -> Result<(), TxError>;
     /// The entry hash of the newest row, or `genesis`.
     fn audit_last_hash(&self) -> Result<String, TxError>;
+    /// The newest row, every column (to check the key before appending).
+    fn audit_last_row(&self) -> Result<Option<RawRow>, TxError>;
+    /// The chain head marker, when there is one.
+    fn audit_head(&self) -> Result<Option<AuditHead>, TxError>;
+    /// Replaces the chain head marker.
+    fn audit_set_head(&self, head: &AuditHead) -> Result<(), TxError>;
+    /// The ids of row MACs whose row is gone, at most `limit`.
+    fn audit_orphan_macs(&self, limit: i64) -> Result<Vec<i64>, TxError>;
+    /// The largest id ever handed out, where the engine records it transactionally
+    /// (SQLite's `sqlite_sequence`); `None` elsewhere (a PostgreSQL sequence also moves
+    /// for transactions that roll back, so it proves nothing).
+    fn audit_id_high_water(&self) -> Result<Option<i64>, TxError>;
     /// Inserts a row; its id.
     fn audit_insert(&self, row: &NewAuditRow<'_>) -> Result<i64, TxError>;
     /// Stores the MAC over every column of row `id`.

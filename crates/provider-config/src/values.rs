@@ -37,7 +37,7 @@ pub const COST_LIMIT_ACTION: &str = "cost_limit_action";
 const MAX_PROVIDER_NAME_LEN: usize = 128;
 
 /// Checks a cloud provider name before it is stored: 1 to 128 characters, none of them a
-/// control character. (Reads accept any name, so rows the original wrote stay readable.)
+/// control character or an invisible or bidirectional formatting character. (Reads accept any name, so rows the original wrote stay readable.)
 pub fn validate_provider_name(name: &str) -> Result<(), StoreError> {
     let invalid = |reason| StoreError::InvalidProviderName {
         name: name.chars().take(MAX_PROVIDER_NAME_LEN).collect(),
@@ -51,6 +51,12 @@ pub fn validate_provider_name(name: &str) -> Result<(), StoreError> {
     }
     if name.chars().any(char::is_control) {
         return Err(invalid("it contains a control character"));
+    }
+    // Shown as another name on a terminal: bidirectional overrides, zero-width characters.
+    if name.chars().any(|c| {
+        matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    }) {
+        return Err(invalid("it contains an invisible or bidirectional formatting character"));
     }
     if name.trim() != name {
         return Err(invalid("it starts or ends with whitespace"));
@@ -74,7 +80,11 @@ impl CloudProviderConfig {
 
     /// Parses a stored row; anything but a JSON object is an error naming the provider.
     pub(crate) fn from_stored(provider: &str, text: &str) -> Result<Self, StoreError> {
-        match serde_json::from_str::<Value>(text) {
+        // What Python's json.dumps writes beyond JSON (NaN, lone surrogates) reads too.
+        let parsed = serde_json::from_str::<Value>(text).or_else(|e| {
+            serde_json::from_str::<Value>(&crate::raw_json::lenient(text)).map_err(|_| e)
+        });
+        match parsed {
             Ok(Value::Object(map)) => Ok(Self(Arc::new(map))),
             Ok(other) => Err(StoreError::InvalidStoredConfig {
                 provider: provider.to_owned(),

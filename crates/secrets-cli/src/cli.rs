@@ -218,6 +218,9 @@ pub(crate) enum ConfigCommand {
     Get {
         /// The cloud provider, e.g. replicate
         provider: String,
+        /// Print credential fields (webhook_secret) as stored instead of [REDACTED]
+        #[arg(long)]
+        reveal: bool,
     },
     /// Replace a provider's configuration with a JSON object
     Set {
@@ -226,6 +229,13 @@ pub(crate) enum ConfigCommand {
         /// The JSON object; read from stdin when omitted. Prefer stdin when it holds a
         /// credential (webhook_secret): arguments are visible to other users in the process list.
         json: Option<String>,
+        /// Create a credential key when there is none and a credential must be encrypted
+        /// (refused when the database holds credentials encrypted under another key)
+        #[arg(long)]
+        create_key: bool,
+        /// Print credential fields as stored instead of [REDACTED]
+        #[arg(long)]
+        reveal: bool,
     },
     /// Merge a JSON object into a provider's configuration (each key given replaces the
     /// stored one); prints the result
@@ -234,6 +244,13 @@ pub(crate) enum ConfigCommand {
         provider: String,
         /// The JSON object; read from stdin when omitted (prefer stdin for credentials)
         json: Option<String>,
+        /// Create a credential key when there is none and a credential must be encrypted
+        /// (refused when the database holds credentials encrypted under another key)
+        #[arg(long)]
+        create_key: bool,
+        /// Print credential fields as stored instead of [REDACTED]
+        #[arg(long)]
+        reveal: bool,
     },
     /// Delete a provider's configuration (exit 1 when it had none)
     Delete {

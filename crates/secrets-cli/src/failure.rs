@@ -67,6 +67,8 @@ impl From<StoreError> for Failure {
         } else {
             exit::PROVIDER
         };
-        Self::new(code, e.to_string())
+        // Names stored by the original (a provider, a credential) may hold control
+        // characters: escaped, so a message cannot forge or hide lines.
+        Self::new(code, crate::escape::key(&e.to_string()))
     }
 }

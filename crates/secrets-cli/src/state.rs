@@ -2,8 +2,10 @@
 //! `crypto rotate-db` use: where they are, and who is acting.
 
 use secrets::AppName;
-use secrets::config::{Actor, CredentialStore, MaintenanceReport, StoreSettings};
-use secrets::crypto::{KeyLoader, KeyOrigin};
+use secrets::config::{
+    Actor, ConfigStore, CredentialStore, MaintenanceReport, StoreError, StoreSettings,
+};
+use secrets::crypto::{CryptoError, KeyLoader, KeyOrigin};
 
 use crate::failure::{Failure, exit};
 
@@ -44,7 +46,26 @@ pub(crate) fn credential_store(app: &AppName) -> Result<Option<CredentialStore>,
         return Ok(None);
     }
     let crypto = |e: secrets::crypto::CryptoError| Failure::new(exit::CRYPTO, e.to_string());
-    let keyring = KeyLoader::new(app).load().map_err(crypto)?;
+    // A key is created only when nothing is encrypted yet: a new key could decrypt none of
+    // the stored credentials (and rotating to it would fail on every row).
+    let keyring = match KeyLoader::new(app).create_if_missing(false).load() {
+        Err(CryptoError::NoKey { .. }) => {
+            let encrypted = ConfigStore::builder_at(settings.jobs_location())
+                .open()?
+                .encrypted_credentials()?;
+            if encrypted > 0 {
+                return Err(Failure::new(
+                    exit::CRYPTO,
+                    format!(
+                        "no credential key ({} is unset and the key file is missing), and the database holds {encrypted} credential(s) encrypted under a key: a new key could never decrypt them, so none is created; restore the key file or set the variable",
+                        app.var("CREDENTIAL_KEY")
+                    ),
+                ));
+            }
+            KeyLoader::new(app).load().map_err(crypto)?
+        }
+        other => other.map_err(crypto)?,
+    };
     if let KeyOrigin::Generated(path) = &keyring.origin {
         eprintln!(
             "secrets: generated a new credential key in {} (mode 0600). Back it up together \
@@ -58,11 +79,30 @@ pub(crate) fn credential_store(app: &AppName) -> Result<Option<CredentialStore>,
     ))
 }
 
+/// A write that needed a credential key when there is none: say how to create one.
+pub(crate) fn hint_create_key(e: StoreError, create_key: bool) -> Failure {
+    if !create_key
+        && let StoreError::Crypto {
+            source: CryptoError::NoKey { .. },
+            ..
+        } = &e
+    {
+        return Failure::new(
+            exit::CRYPTO,
+            format!(
+                "{e}; nothing was written. Pass --create-key to create a new credential key (or set the variable)"
+            ),
+        );
+    }
+    Failure::from(e)
+}
+
 /// Reports what could not be checked, and fails when old copies may remain.
 pub(crate) fn finish_maintenance(report: &MaintenanceReport) -> Result<u8, Failure> {
     for provider in &report.unreadable_config_rows {
         eprintln!(
-            "secrets: warning: the configuration of provider `{provider}` is not valid JSON and was not examined"
+            "secrets: warning: the configuration of provider `{}` cannot be read (not a JSON object, not UTF-8 text, or a BLOB) and was left as it is; fix it with `secrets config set` or `secrets config delete`",
+            crate::escape::key(provider)
         );
     }
     if report.scrubbed {

@@ -137,7 +137,9 @@ fn config_commands_round_trip_json_with_the_contracts_exit_codes() {
     let body = json!({"webhook_url": "https://h.invalid", "webhook_secret": sentinel, "cost_limit_amount": 5});
     let r = sb.run_with_stdin(&["config", "set", "replicate"], &body.to_string());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let stored = json_of(&r);
+    // Credentials are redacted in output; --reveal shows them as stored (encrypted).
+    assert_eq!(json_of(&r)["webhook_secret"], "[REDACTED]");
+    let stored = json_of(&sb.run(&["config", "get", "replicate", "--reveal"]));
     assert!(
         stored["webhook_secret"]
             .as_str()
@@ -154,7 +156,7 @@ fn config_commands_round_trip_json_with_the_contracts_exit_codes() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(json_of(&r)["cost_limit_period"], "weekly");
     assert_eq!(json_of(&r)["cost_limit_amount"], 5);
-    let r = sb.run(&["config", "get", "replicate"]);
+    let r = sb.run(&["config", "get", "replicate", "--reveal"]);
     assert_eq!(json_of(&r)["webhook_secret"], stored["webhook_secret"]);
     sb.run(&["config", "set", "modal", "{}"]);
     assert_eq!(sb.run(&["config", "list"]).stdout, "modal\nreplicate\n");

@@ -158,7 +158,7 @@ fn migrate_copies_the_sqlite_store_once_and_the_commands_then_use_postgres() {
     assert!(!format!("{}{}{}", first.stdout, first.stderr, second.stdout).contains(sentinel));
 
     // The commands now read and write PostgreSQL.
-    let got = sandbox.run(&["config", "get", "replicate"], &with_url);
+    let got = sandbox.run(&["config", "get", "replicate", "--reveal"], &with_url);
     assert_eq!(got.code, 0, "{}", got.stderr);
     let config: Value = serde_json::from_str(&got.stdout).unwrap();
     assert_eq!(config["cost_limit_amount"], 5);

@@ -157,7 +157,7 @@ fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> 
         return Ok(None);
     };
     if let Ok(meta) = fs::metadata(path) {
-        private_fs::warn_if_exposed(path, &meta, "audit key file");
+        private_fs::warn_if_unsafe(path, &meta, "audit key file");
     }
     if bytes.is_empty() {
         return Err(StoreError::AuditKey {

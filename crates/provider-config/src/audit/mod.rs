@@ -32,7 +32,7 @@ pub use key::{AuditKey, AuditKeyOrigin};
 pub use verify::{BrokenLink, ChainReport, LinkError, Tampering};
 
 use crate::backend::{Backend, Tables, unblock};
-use crate::rows::{AuditRows, NewAuditRow, TxError};
+use crate::rows::{AuditHead, AuditRows, NewAuditRow, TxError};
 use crate::{StoreError, StoreLocation, StoreSettings, Timestamp};
 
 /// Event type of configuration changes.
@@ -50,6 +50,9 @@ pub const CHECKPOINT: &str = "audit.checkpoint";
 const ROW_MAC_MARKER: &str = "_row_mac";
 /// The newest row-MAC format.
 const ROW_MAC_VERSION: i64 = 1;
+/// The `details` key that marks a row appended together with the chain head marker
+/// (`audit_head`): once such a row exists, the marker must too.
+const HEAD_MARKER: &str = "_head";
 
 /// Who made a change, as far as it is known.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -242,6 +245,28 @@ pub(crate) fn python_str(value: &Value) -> String {
     }
 }
 
+/// The MAC of the chain head marker: the newest row's id and entry hash.
+pub(crate) fn head_mac(key: &hmac::Key, last_id: i64, entry_hash: &str) -> String {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(b"audit_head v1\0");
+    ctx.update(&last_id.to_be_bytes());
+    ctx.update(&(entry_hash.len() as u64).to_be_bytes());
+    ctx.update(entry_hash.as_bytes());
+    hex(ctx.sign().as_ref())
+}
+
+impl AuditKeyOrigin {
+    /// Where the key came from, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Environment(var) => format!("the variable {var}"),
+            Self::File(path) => format!("the key file {}", path.display()),
+            Self::Generated(path) => format!("the newly generated key file {}", path.display()),
+            Self::Given => "the key given by the caller".to_owned(),
+        }
+    }
+}
+
 fn text_or_none(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
@@ -354,6 +379,13 @@ impl RawRow {
             .is_some()
     }
 
+    /// Whether the row says it was appended with the chain head marker.
+    fn claims_head(&self) -> bool {
+        self.details_json()
+            .and_then(|d| d.get(HEAD_MARKER).and_then(Json::as_i64))
+            .is_some()
+    }
+
     fn into_entry(self) -> AuditEntry {
         let details = match &self.details {
             Value::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| Json::String(t.clone())),
@@ -362,6 +394,7 @@ impl RawRow {
         let mut details = details;
         if let Some(map) = details.as_object_mut() {
             map.remove(ROW_MAC_MARKER);
+            map.remove(HEAD_MARKER);
         }
         AuditEntry {
             id: self.id,
@@ -477,6 +510,21 @@ impl AuditTrail {
         })
     }
 
+    /// The trail at `location` opened for reading only (listing, verifying): nothing is
+    /// created or migrated and appending fails, so it works on a read-only file, directory
+    /// or database role and never changes the database.
+    pub fn open_read_only(location: &StoreLocation, key: AuditKey) -> Result<Self, StoreError> {
+        let backend = Backend::open_read_only(location, Tables::Audit)?;
+        Ok(Self {
+            inner: Arc::new(TrailInner {
+                backend,
+                chain_key: key.chain_key(),
+                row_key: key.row_key(),
+                origin: key.origin().clone(),
+            }),
+        })
+    }
+
     /// Appends an event; the new row's id.
     pub fn append(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         self.inner
@@ -485,6 +533,54 @@ impl AuditTrail {
                 tx.audit_lock_chain()?;
                 self.append_in(tx, event, None)
             })
+    }
+
+    /// Appends an event in `tx`, a write transaction of another store on the same database
+    /// (PostgreSQL) or on a connection that has this trail's file attached (SQLite), so the
+    /// change and its audit row commit or roll back together.
+    pub(crate) fn append_in_tx(
+        &self,
+        tx: &dyn AuditRows,
+        event: &AuditEvent,
+    ) -> Result<i64, TxError> {
+        tx.audit_lock_chain()?;
+        self.append_in(tx, event, None)
+    }
+
+    /// Whether this trail is in the database of `backend` (PostgreSQL) or attached to its
+    /// connections (SQLite), so a store on `backend` can append in its own transactions.
+    pub(crate) fn shares_transactions_with(&self, backend: &Backend) -> bool {
+        backend.has_audit_of(&self.inner.backend)
+    }
+
+    /// The trail's SQLite file, if it is one.
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        match &self.inner.backend {
+            Backend::Sqlite(db) => Some(db.path()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// The newest row's entry hash, after checking that the row verifies under this trail's
+    /// key: a row appended under another key would never verify, so that is refused before
+    /// anything is written.
+    fn checked_last_hash(&self, tx: &dyn AuditRows) -> Result<String, TxError> {
+        let Some(last) = tx.audit_last_row()? else {
+            return Ok("genesis".to_owned());
+        };
+        let hash_ok = verify::hash_ok(&last, &self.inner.chain_key);
+        let mac_ok = verify::row_mac_ok(&last, &self.inner.row_key) != Some(false);
+        if !(hash_ok && mac_ok) {
+            return Err(TxError::Store(StoreError::AuditKey {
+                source_name: self.inner.origin.describe(),
+                problem: format!(
+                    "wrong audit key: the newest audit row ({}) does not verify under it, so a row appended now could never be verified; nothing was written (if this is the right key, that row was modified: run `secrets audit verify`)",
+                    last.id
+                ),
+            }));
+        }
+        Ok(python_str(&last.entry_hash))
     }
 
     /// [`append`](Self::append) without blocking the runtime.
@@ -502,11 +598,12 @@ impl AuditTrail {
     ) -> Result<i64, TxError> {
         let previous_hash = match previous_hash {
             Some(hash) => hash,
-            None => tx.audit_last_hash()?,
+            None => self.checked_last_hash(tx)?,
         };
         let timestamp = Timestamp::now().to_string();
         let mut details = event.details.clone();
         details.insert(ROW_MAC_MARKER.to_owned(), Json::from(ROW_MAC_VERSION));
+        details.insert(HEAD_MARKER.to_owned(), Json::from(1));
         let details = Json::Object(details).to_string();
         let actor_id = event
             .actor
@@ -553,6 +650,11 @@ impl AuditTrail {
             row_mac: None,
         };
         tx.audit_insert_mac(id, &row_mac(&self.inner.row_key, &stored))?;
+        tx.audit_set_head(&AuditHead {
+            last_id: id,
+            mac: head_mac(&self.inner.row_key, id, &hash),
+            entry_hash: hash,
+        })?;
         Ok(id)
     }
 

@@ -5,8 +5,8 @@ use ring::hmac;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::{CHECKPOINT, RawRow, constant_time_eq, python_str, row_mac};
-use crate::rows::{AuditRows, TxError};
+use super::{CHECKPOINT, RawRow, constant_time_eq, head_mac, python_str, row_mac};
+use crate::rows::{AuditHead, AuditRows, TxError};
 
 /// Link breaks explained with extra queries, at most (a wholly rewritten table would
 /// otherwise cost one scan per row).
@@ -55,6 +55,13 @@ pub enum LinkError {
     RowMacMismatch,
     /// The row says it carries a MAC over every column, but the MAC is gone.
     RowMacMissing,
+    /// The chain head marker (`audit_head`: the newest row appended here, MACed) does not
+    /// match the newest row, is missing, or does not verify: the newest rows were deleted.
+    HeadMismatch,
+    /// A row MAC remains whose row is gone: that row was deleted.
+    OrphanRowMac,
+    /// SQLite handed out larger ids than the newest row's: the rows after it were deleted.
+    SequenceAhead,
 }
 
 /// What the failure most likely means.
@@ -104,11 +111,11 @@ impl BrokenLink {
     }
 }
 
-fn hash_ok(row: &RawRow, key: &hmac::Key) -> bool {
+pub(crate) fn hash_ok(row: &RawRow, key: &hmac::Key) -> bool {
     constant_time_eq(&row.computed_entry_hash(key), &python_str(&row.entry_hash))
 }
 
-fn row_mac_ok(row: &RawRow, key: &hmac::Key) -> Option<bool> {
+pub(crate) fn row_mac_ok(row: &RawRow, key: &hmac::Key) -> Option<bool> {
     row.row_mac
         .as_deref()
         .map(|stored| constant_time_eq(&row_mac(key, row), stored))
@@ -222,8 +229,23 @@ pub(crate) fn verify(
     let mut expected = String::new();
     let mut previous: Option<i64> = None;
     let mut explained = 0;
+    let mut last_row: Option<RawRow> = None;
+    let mut any_claims_head = false;
+    let head = rows.audit_head()?;
+    let head_id = head.as_ref().map(|h| h.last_id);
+    let mut head_row_found = false;
+    let mut newer_claiming_head = None;
     rows.audit_each(&mut |row| -> Result<(), TxError> {
         let id = row.id;
+        let claims_head = row.claims_head();
+        any_claims_head |= claims_head;
+        if let (Some(head_id), Some(head)) = (head_id, &head) {
+            if id == head_id {
+                head_row_found = constant_time_eq(&python_str(&row.entry_hash), &head.entry_hash);
+            } else if id > head_id && claims_head && newer_claiming_head.is_none() {
+                newer_claiming_head = Some(id);
+            }
+        }
         let actual_previous = python_str(&row.previous_hash);
         if previous.is_none() {
             report.first_id = Some(id);
@@ -278,8 +300,132 @@ pub(crate) fn verify(
         }
         expected = python_str(&row.entry_hash);
         previous = Some(id);
+        last_row = Some(row);
         Ok(())
     })?;
+    check_tail(
+        rows,
+        row_key,
+        &mut report,
+        last_row.as_ref(),
+        any_claims_head,
+        head,
+        (head_row_found, newer_claiming_head),
+    )?;
     report.valid = report.broken_links.is_empty();
     Ok(report)
+}
+
+/// Row MACs reported as orphans, at most.
+const MAX_ORPHANS: i64 = 20;
+
+/// The checks that see deletions the links cannot: the newest rows (or all of them) gone.
+/// `last` is the newest row; `any_claims_head` whether any row says it was appended with
+/// the head marker.
+fn check_tail(
+    rows: &dyn AuditRows,
+    row_key: &hmac::Key,
+    report: &mut ChainReport,
+    last: Option<&RawRow>,
+    any_claims_head: bool,
+    head: Option<AuditHead>,
+    scan: (bool, Option<i64>),
+) -> Result<(), TxError> {
+    let last_id = last.map(|row| row.id);
+    let deleted = |id: i64, error: LinkError, message: String| BrokenLink {
+        id,
+        error,
+        tampering: Tampering::Deleted,
+        message,
+        expected_previous: None,
+        actual_previous: None,
+    };
+    match head {
+        Some(head) => {
+            let mac_ok =
+                constant_time_eq(&head_mac(row_key, head.last_id, &head.entry_hash), &head.mac);
+            let newest = last_id.unwrap_or(0);
+            if !mac_ok {
+                report.broken_links.push(deleted(
+                    newest,
+                    LinkError::HeadMismatch,
+                    "the chain head marker does not verify: it was modified (or forged without the key)".to_owned(),
+                ));
+            } else if last_id.is_none() {
+                report.broken_links.push(deleted(
+                    0,
+                    LinkError::HeadMismatch,
+                    format!(
+                        "the audit trail is empty, but the chain head marker names row {}: every row was deleted",
+                        head.last_id
+                    ),
+                ));
+            } else if head.last_id > newest {
+                report.broken_links.push(deleted(
+                    newest,
+                    LinkError::HeadMismatch,
+                    format!(
+                        "the chain head marker names row {}, but the newest row is {newest}: rows {}..={} were deleted",
+                        head.last_id,
+                        newest + 1,
+                        head.last_id
+                    ),
+                ));
+            } else {
+                // The marked row must still be there, unchanged (checked during the scan);
+                // rows after it may only be the original's (which never update the marker).
+                let (found, newer_claiming_head) = scan;
+                if !found {
+                    report.broken_links.push(deleted(
+                        head.last_id,
+                        LinkError::HeadMismatch,
+                        format!(
+                            "the chain head marker names row {}, which is gone or was replaced",
+                            head.last_id
+                        ),
+                    ));
+                } else if let Some(id) = newer_claiming_head {
+                    report.broken_links.push(deleted(
+                        id,
+                        LinkError::HeadMismatch,
+                        format!(
+                            "row {id} was appended after the row the chain head marker names ({}): the marker was replaced by an older copy, hiding deleted rows",
+                            head.last_id
+                        ),
+                    ));
+                }
+            }
+        }
+        None if any_claims_head => report.broken_links.push(deleted(
+            last_id.unwrap_or(0),
+            LinkError::HeadMismatch,
+            "the chain head marker is missing although rows were appended with it: it was deleted, and with it possibly the newest rows".to_owned(),
+        )),
+        None => {}
+    }
+    for orphan in rows.audit_orphan_macs(MAX_ORPHANS)? {
+        report.broken_links.push(deleted(
+            orphan,
+            LinkError::OrphanRowMac,
+            format!("the row MAC of row {orphan} remains, but the row is gone: it was deleted"),
+        ));
+    }
+    if let Some(high) = rows.audit_id_high_water()? {
+        let newest = last_id.unwrap_or(0);
+        if high > newest {
+            report.broken_links.push(deleted(
+                newest,
+                LinkError::SequenceAhead,
+                if newest == 0 {
+                    format!("the audit trail is empty, but ids up to {high} were handed out: every row was deleted")
+                } else {
+                    format!(
+                        "ids up to {high} were handed out, but the newest row is {newest}: rows {}..={high} were deleted",
+                        newest + 1
+                    )
+                },
+            ));
+        }
+    }
+    Ok(())
 }

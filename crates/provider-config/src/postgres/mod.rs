@@ -176,6 +176,20 @@ impl std::fmt::Debug for PgDb {
 impl PgDb {
     /// Connects (checking the server answers) and brings the schema up to date.
     pub(crate) fn open(url: &DatabaseUrl) -> Result<Arc<Self>, StoreError> {
+        let db = Self::connect_pool(url)?;
+        schema::migrate(&db)?;
+        Ok(db)
+    }
+
+    /// Connects without migrating anything (a newer schema is still refused): for reading,
+    /// with a role that may only read.
+    pub(crate) fn open_read_only(url: &DatabaseUrl) -> Result<Arc<Self>, StoreError> {
+        let db = Self::connect_pool(url)?;
+        schema::check_version(&db)?;
+        Ok(db)
+    }
+
+    fn connect_pool(url: &DatabaseUrl) -> Result<Arc<Self>, StoreError> {
         let settings = ConnectSettings::parse(url)?;
         let server = settings.server.clone();
         let fail = |operation, e: PgError| {
@@ -201,13 +215,11 @@ impl PgDb {
                     PgError::Unavailable("the pool could not be built"),
                 )
             })?;
-        let db = Arc::new(Self {
+        Ok(Arc::new(Self {
             pool,
             settings,
             origin: new_origin(),
-        });
-        schema::migrate(&db)?;
-        Ok(db)
+        }))
     }
 
     /// `host:port/dbname`.

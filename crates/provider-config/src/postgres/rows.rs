@@ -14,7 +14,9 @@ use crate::StoreError;
 use crate::audit::{AuditFilter, RawRow, python_str};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
-use crate::rows::{AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError};
+use crate::rows::{
+    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError,
+};
 
 /// An audit row whose column cannot be kept exactly in PostgreSQL's typed column.
 fn copy_error(id: i64, column: &str) -> TxError {
@@ -113,6 +115,15 @@ impl<'a> PgRows<'a> {
 
 impl PgRows<'_> {
     /// The version recorded in `provider_config_schema` (0 when none).
+    /// Whether a table exists (in the search path).
+    pub(crate) fn table_exists(&self, table: &str) -> Result<bool, TxError> {
+        Ok(self
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+            .map(|row| self.get::<bool>(&row, 0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
     pub(crate) fn schema_version(&self) -> Result<i64, TxError> {
         Ok(self
             .query_opt("SELECT max(version) FROM provider_config_schema", &[])?
@@ -176,13 +187,14 @@ impl ConfigRows for PgRows<'_> {
         .collect()
     }
 
-    fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError> {
+    // PostgreSQL's text is always valid text: every row reads.
+    fn config_all_for_update(&self) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
         self.query(
             "SELECT provider, config FROM provider_config ORDER BY provider COLLATE \"C\" FOR UPDATE",
             &[],
         )?
         .iter()
-        .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?)))
+        .map(|row| Ok((self.get(row, 0)?, Ok(self.get(row, 1)?))))
         .collect()
     }
 
@@ -461,6 +473,63 @@ impl AuditRows for PgRows<'_> {
             .map(|row| self.get(&row, 0))
             .transpose()?
             .unwrap_or_else(|| "genesis".to_owned()))
+    }
+
+    fn audit_last_row(&self) -> Result<Option<RawRow>, TxError> {
+        Ok(self
+            .raw_rows(
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log a
+                     LEFT JOIN audit_row_mac m ON m.entry_id = a.id ORDER BY a.id DESC LIMIT 1"
+                ),
+                &[],
+            )?
+            .pop())
+    }
+
+    fn audit_head(&self) -> Result<Option<AuditHead>, TxError> {
+        // A database of an older version, opened for reading only: no marker yet.
+        if !self.table_exists("audit_head")? {
+            return Ok(None);
+        }
+        self.query_opt(
+            "SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1",
+            &[],
+        )?
+        .map(|row| {
+            Ok(AuditHead {
+                last_id: self.get(&row, 0)?,
+                entry_hash: self.get(&row, 1)?,
+                mac: self.get(&row, 2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn audit_set_head(&self, head: &AuditHead) -> Result<(), TxError> {
+        self.execute(
+            "INSERT INTO audit_head (id, last_id, entry_hash, mac) VALUES (1, $1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET last_id = EXCLUDED.last_id,
+                 entry_hash = EXCLUDED.entry_hash, mac = EXCLUDED.mac",
+            &[&head.last_id, &head.entry_hash, &head.mac],
+        )?;
+        Ok(())
+    }
+
+    fn audit_orphan_macs(&self, limit: i64) -> Result<Vec<i64>, TxError> {
+        self.query(
+            "SELECT m.entry_id FROM audit_row_mac m
+             WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.id = m.entry_id)
+             ORDER BY m.entry_id LIMIT $1",
+            &[&limit],
+        )?
+        .iter()
+        .map(|row| self.get(row, 0))
+        .collect()
+    }
+
+    fn audit_id_high_water(&self) -> Result<Option<i64>, TxError> {
+        Ok(None)
     }
 
     fn audit_insert(&self, row: &NewAuditRow<'_>) -> Result<i64, TxError> {

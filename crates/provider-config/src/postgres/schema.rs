@@ -17,7 +17,7 @@ use crate::rows::TxError;
 const MIGRATION_LOCK: i32 = 1;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
     CREATE TABLE IF NOT EXISTS provider_config (
@@ -64,9 +64,45 @@ const V1: &str = "
     );
 ";
 
+/// The chain head marker (see `AuditHead`).
+const V2: &str = "
+    CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_id BIGINT NOT NULL,
+        entry_hash TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
+";
+
 /// The newest schema version this build knows.
 pub(crate) fn supported() -> i64 {
     MIGRATIONS.len() as i64
+}
+
+/// Refuses a database migrated by a newer version, or never migrated, changing nothing
+/// (for read-only use).
+pub(crate) fn check_version(db: &Arc<PgDb>) -> Result<(), StoreError> {
+    let supported = supported();
+    db.with_rows("reading the schema version", |rows: &PgRows<'_>| {
+        let version = if rows.table_exists("provider_config_schema")? {
+            rows.schema_version()?
+        } else {
+            0
+        };
+        if version > supported {
+            return Err(TxError::Store(StoreError::SchemaTooNew {
+                path: PathBuf::from(db.server()),
+                found: version,
+                supported,
+            }));
+        }
+        if version == 0 {
+            return Err(TxError::Store(StoreError::Uninitialized {
+                place: db.server().to_owned(),
+            }));
+        }
+        Ok(())
+    })
 }
 
 /// Brings the database's schema up to date.

@@ -4,8 +4,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::audit::{AuditFilter, RawRow};
-use crate::rows::NewAuditRow;
 use crate::rows::TxError;
+use crate::rows::{AuditHead, NewAuditRow};
 
 /// The columns of `audit_log`, in the order [`RawRow`] reads them.
 const COLUMNS: &str = "a.id, a.timestamp, a.event_type, a.actor_id, a.actor_username, a.actor_ip, \
@@ -39,6 +39,77 @@ pub(crate) fn last_hash(tx: &Connection) -> Result<String, TxError> {
         None => "genesis".to_owned(),
         Some(value) => crate::audit::python_str(&value),
     })
+}
+
+/// The newest row, every column.
+pub(crate) fn last_row(conn: &Connection) -> Result<Option<RawRow>, TxError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, m.mac FROM audit_log a
+             LEFT JOIN audit_row_mac m ON m.entry_id = a.id ORDER BY a.id DESC LIMIT 1"
+        ))?
+        .query_row([], raw_row)
+        .optional()?)
+}
+
+/// The chain head marker.
+pub(crate) fn head(conn: &Connection) -> Result<Option<AuditHead>, TxError> {
+    // Typed loosely: a hand-edited marker of another type is a mismatch, not a failure.
+    let mut stmt =
+        match conn.prepare_cached("SELECT last_id, entry_hash, mac FROM audit_head WHERE id = 1") {
+            Ok(stmt) => stmt,
+            // A database of an older version, opened for reading only: no marker yet.
+            Err(e) if e.to_string().starts_with("no such table") => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+    let row: Option<(Value, Value, Value)> = stmt
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    Ok(row.map(|(last_id, entry_hash, mac)| AuditHead {
+        last_id: match last_id {
+            Value::Integer(i) => i,
+            _ => i64::MIN,
+        },
+        entry_hash: crate::audit::python_str(&entry_hash),
+        mac: crate::audit::python_str(&mac),
+    }))
+}
+
+/// Replaces the chain head marker.
+pub(crate) fn set_head(conn: &Connection, head: &AuditHead) -> Result<(), TxError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO audit_head (id, last_id, entry_hash, mac) VALUES (1, ?1, ?2, ?3)",
+    )?
+    .execute(rusqlite::params![head.last_id, head.entry_hash, head.mac])?;
+    Ok(())
+}
+
+/// Row MACs whose row is gone.
+pub(crate) fn orphan_macs(conn: &Connection, limit: i64) -> Result<Vec<i64>, TxError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.entry_id FROM audit_row_mac m
+         WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.id = m.entry_id)
+         ORDER BY m.entry_id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |row| row.get(0))?;
+    let mut ids = Vec::new();
+    for row in rows {
+        ids.push(row?);
+    }
+    Ok(ids)
+}
+
+/// The largest id `AUTOINCREMENT` ever handed out (`sqlite_sequence` is updated in the
+/// inserting transaction, so a rolled-back insert leaves no trace).
+pub(crate) fn id_high_water(conn: &Connection) -> Result<Option<i64>, TxError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")?
+        .query_row([], |row| row.get::<_, Value>(0))
+        .optional()?
+        .and_then(|seq| match seq {
+            Value::Integer(i) => Some(i),
+            _ => None,
+        }))
 }
 
 /// Inserts a row with the original's statement; its id.

@@ -1,15 +1,40 @@
 //! The `provider_config` rows, with the original's statements.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
+
+use crate::StoreError;
 
 use crate::rows::TxError;
 
 /// The stored JSON text of a provider's row.
 pub(crate) fn get(conn: &Connection, provider: &str) -> Result<Option<String>, TxError> {
-    Ok(conn
+    let stored = conn
         .prepare_cached("SELECT config FROM provider_config WHERE provider = ?1")?
-        .query_row([provider], |row| row.get::<_, String>(0))
-        .optional()?)
+        .query_row([provider], |row| Ok(config_text(row.get_ref(0)?)))
+        .optional()?;
+    match stored {
+        None => Ok(None),
+        Some(Ok(text)) => Ok(Some(text)),
+        Some(Err(problem)) => Err(TxError::Store(StoreError::InvalidStoredConfig {
+            provider: provider.to_owned(),
+            problem,
+        })),
+    }
+}
+
+/// The stored configuration as text, or what is wrong with it. SQLite stores whatever it
+/// is given: the original (or a hand edit) may have left a BLOB or bytes that are not
+/// UTF-8, which must not make the row unreachable. A number is its JSON text.
+pub(crate) fn config_text(value: ValueRef<'_>) -> Result<String, String> {
+    match value {
+        ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
+            .map_err(|_| format!("it is not valid UTF-8 text ({} bytes)", bytes.len())),
+        ValueRef::Blob(bytes) => Err(format!("it is a BLOB of {} bytes, not text", bytes.len())),
+        ValueRef::Null => Err("it is NULL".to_owned()),
+        ValueRef::Integer(i) => Ok(i.to_string()),
+        ValueRef::Real(r) => Ok(r.to_string()),
+    }
 }
 
 /// Replaces a provider's row (`INSERT OR REPLACE`, as the original).
@@ -46,9 +71,9 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<String>, TxError> {
 }
 
 /// Every row as (provider, stored JSON), for maintenance.
-pub(crate) fn all(tx: &Connection) -> Result<Vec<(String, String)>, TxError> {
+pub(crate) fn all(tx: &Connection) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
     let mut stmt = tx.prepare("SELECT provider, config FROM provider_config ORDER BY provider")?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, config_text(row.get_ref(1)?))))?;
     let mut all = Vec::new();
     for row in rows {
         all.push(row?);
@@ -69,10 +94,25 @@ pub(crate) fn set_config(tx: &Connection, provider: &str, config: &str) -> Resul
 pub(crate) fn all_rows(conn: &Connection) -> Result<Vec<(String, String, String)>, TxError> {
     let mut stmt =
         conn.prepare("SELECT provider, config, updated_at FROM provider_config ORDER BY provider")?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            config_text(row.get_ref(1)?),
+            row.get(2)?,
+        ))
+    })?;
     let mut all = Vec::new();
     for row in rows {
-        all.push(row?);
+        let (provider, config, updated_at) = row?;
+        match config {
+            Ok(config) => all.push((provider, config, updated_at)),
+            Err(problem) => {
+                return Err(TxError::Store(StoreError::InvalidStoredConfig {
+                    provider,
+                    problem,
+                }));
+            }
+        }
     }
     Ok(all)
 }

@@ -9,7 +9,9 @@ use super::{audit_rows, config_rows, credential_rows};
 use crate::audit::{AuditFilter, RawRow};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
-use crate::rows::{AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError};
+use crate::rows::{
+    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError,
+};
 
 impl ConfigRows for Connection {
     fn config_get(&self, provider: &str) -> Result<Option<String>, TxError> {
@@ -33,7 +35,7 @@ impl ConfigRows for Connection {
         config_rows::list(self)
     }
 
-    fn config_all_for_update(&self) -> Result<Vec<(String, String)>, TxError> {
+    fn config_all_for_update(&self) -> Result<Vec<crate::rows::StoredConfigRow>, TxError> {
         config_rows::all(self)
     }
 
@@ -133,6 +135,26 @@ impl AuditRows for Connection {
 
     fn audit_last_hash(&self) -> Result<String, TxError> {
         audit_rows::last_hash(self)
+    }
+
+    fn audit_last_row(&self) -> Result<Option<RawRow>, TxError> {
+        audit_rows::last_row(self)
+    }
+
+    fn audit_head(&self) -> Result<Option<AuditHead>, TxError> {
+        audit_rows::head(self)
+    }
+
+    fn audit_set_head(&self, head: &AuditHead) -> Result<(), TxError> {
+        audit_rows::set_head(self, head)
+    }
+
+    fn audit_orphan_macs(&self, limit: i64) -> Result<Vec<i64>, TxError> {
+        audit_rows::orphan_macs(self, limit)
+    }
+
+    fn audit_id_high_water(&self) -> Result<Option<i64>, TxError> {
+        audit_rows::id_high_water(self)
     }
 
     fn audit_insert(&self, row: &NewAuditRow<'_>) -> Result<i64, TxError> {

@@ -14,7 +14,7 @@ pub(crate) const JOBS_DB: Schema = Schema {
 
 /// `audit.db`: the audit chain and the per-row MACs of rows written here.
 pub(crate) const AUDIT_DB: Schema = Schema {
-    migrations: &[audit_v1],
+    migrations: &[audit_v1, audit_v2],
 };
 
 /// The original's `provider_credentials` table (auth/stores/credential_store.py). Its foreign
@@ -117,6 +117,18 @@ fn audit_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         -- original's readers (SELECT * and named columns) and writers never see it.
         CREATE TABLE IF NOT EXISTS audit_row_mac (
             entry_id INTEGER PRIMARY KEY,
+            mac TEXT NOT NULL
+        );",
+    )
+}
+
+fn audit_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    // Ours: the chain head marker (one row), which the original never reads.
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_id INTEGER NOT NULL,
+            entry_hash TEXT NOT NULL,
             mac TEXT NOT NULL
         );",
     )

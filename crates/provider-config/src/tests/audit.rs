@@ -42,7 +42,7 @@ fn chain(
 }
 
 /// Rows as the original's `AuditStore.log` writes them (its SQL and HMAC formula).
-fn plant_original_rows(conn: &Raw, n: usize, stamp: impl Fn(usize) -> String) {
+pub(super) fn plant_original_rows(conn: &Raw, n: usize, stamp: impl Fn(usize) -> String) {
     let key = audit_key().chain_key();
     let mut previous = conn
         .strings(

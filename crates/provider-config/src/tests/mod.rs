@@ -11,6 +11,7 @@ mod credentials;
 mod hardware;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod review;
 mod store;
 
 use std::path::{Path, PathBuf};

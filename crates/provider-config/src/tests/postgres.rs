@@ -237,6 +237,12 @@ fn a_write_on_one_replica_drops_the_others_cached_copy_within_a_second() {
     let (b, b_caches) = replica(&location);
     let key = provider_config_key("replicate");
     a.save("replicate", object(json!({"v": 1}))).unwrap();
+    // The save's own notification must reach B before B caches: arriving later, it would
+    // (rightly) drop the copy the loop below expects to find.
+    within(Duration::from_secs(1), || {
+        b.listener_status().unwrap().notifications >= 1
+    })
+    .expect("the save's notification reaches B");
     let mut latencies = Vec::new();
     for v in 2..=20 {
         assert_eq!(b.get("replicate").unwrap()["v"], v - 1);
@@ -288,6 +294,12 @@ fn a_terminated_listener_reconnects_clears_the_caches_and_sees_later_writes() {
     let (b, b_caches) = replica(&location);
     a.save("replicate", object(json!({"v": 1}))).unwrap();
     a.save("modal", object(json!({"v": 1}))).unwrap();
+    // The saves' notifications must reach B before B caches (arriving later, they would
+    // rightly drop the copies counted below).
+    within(Duration::from_secs(1), || {
+        b.listener_status().unwrap().notifications >= 2
+    })
+    .expect("the saves' notifications reach B");
     b.get("replicate").unwrap();
     b.get("modal").unwrap();
     assert_eq!(b_caches.provider_config().len(), 2);

@@ -507,8 +507,12 @@ fn the_schema_of_a_newer_version_is_refused(kind: Kind) {
             e,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported,
                 ..
+            } if supported == match kind {
+                Kind::Sqlite => 1,
+                #[cfg(feature = "postgres")]
+                Kind::Postgres => 2,
             }
         ),
         "{e}"

@@ -1,7 +1,9 @@
 //! `secrets audit list|verify`: the tamper-evident audit trail.
 
 use secrets::AppName;
-use secrets::config::{AuditEntry, AuditFilter, AuditKey, AuditTrail, ChainReport, Timestamp};
+use secrets::config::{
+    AuditEntry, AuditFilter, AuditKey, AuditTrail, ChainReport, StoreError, Timestamp,
+};
 
 use crate::cli::AuditCommand;
 use crate::failure::{Failure, exit};
@@ -23,7 +25,13 @@ pub(crate) fn run(app: &AppName, command: &AuditCommand) -> Result<u8, Failure> 
                 ),
             )
         })?;
-        Some(AuditTrail::open_at(&settings.audit_location(), key)?)
+        // Read-only: listing and verifying never change the database (one where nothing
+        // was ever stored has no entries).
+        match AuditTrail::open_read_only(&settings.audit_location(), key) {
+            Ok(trail) => Some(trail),
+            Err(StoreError::Uninitialized { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };
