@@ -413,3 +413,41 @@ fn provider_config_on_postgres_survives_sigkill() {
     let figures = crash_config_writes("postgres config", &env);
     report_config("crash-config-postgres", "PostgreSQL", &figures);
 }
+
+/// A configuration change and its audit row are one transaction: after any kill, every
+/// stored update has its `provider.configured` row. This FAILS on the provider-config of
+/// this branch (the audit row is appended after the change commits; a kill in between
+/// leaves a change without a row, about one kill in ten); provider-config is making them
+/// one transaction, and this check is the proof.
+#[test]
+fn every_stored_config_change_keeps_its_audit_row_after_sigkill() {
+    let home = tempfile::tempdir().unwrap();
+    let check = |store: &str, env: &[(&str, String)]| {
+        let f = crash_config_writes(&format!("{store} audit"), env);
+        assert_eq!(
+            f.audit_rows,
+            f.present,
+            "{store}: {} stored configuration changes have no audit row after {} kills",
+            f.present.saturating_sub(f.audit_rows),
+            f.kills
+        );
+    };
+    check(
+        "SQLite",
+        &[(
+            "SIMPLETUNER_STATE_DIR",
+            home.path().join("state").display().to_string(),
+        )],
+    );
+    let db = Database::create("crash_audit");
+    check(
+        "PostgreSQL",
+        &[
+            ("SIMPLETUNER_DATABASE_URL", db.url()),
+            (
+                "SIMPLETUNER_STATE_DIR",
+                home.path().join("pg-state").display().to_string(),
+            ),
+        ],
+    );
+}
