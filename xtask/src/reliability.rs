@@ -59,6 +59,28 @@ pub(crate) const CHECKS: &[Check] = &[
             release: false,
         },
     },
+    // Crash safety, concurrent writers, file permissions and strict mode (tests/tests/).
+    Check {
+        name: "crash",
+        run: Run::Test {
+            test: "crash_safety",
+            release: false,
+        },
+    },
+    Check {
+        name: "multi-process",
+        run: Run::Test {
+            test: "multi_process",
+            release: false,
+        },
+    },
+    Check {
+        name: "permissions",
+        run: Run::Test {
+            test: "permissions",
+            release: false,
+        },
+    },
 ];
 
 /// Parses the arguments after `cargo xtask reliability`: the checks to run (none = all), or
@@ -129,6 +151,14 @@ fn run_check(root: &Path, check: Check) -> Result<Vec<Value>> {
             }
             fs::create_dir_all(&report)
                 .with_context(|| format!("creating {}", report.display()))?;
+            // Checks drive the real `secrets` binary, which `cargo test -p integration-tests`
+            // does not build.
+            let mut build = cargo();
+            build.args(["build", "--package", "secrets-cli", "--bin", "secrets"]);
+            if release {
+                build.arg("--release");
+            }
+            run(&mut build)?;
             let environment = servers::start_all(root)?;
             let mut cmd = cargo();
             cmd.args(["test", "--package", "integration-tests", "--test", test]);

@@ -61,6 +61,10 @@ pub enum CryptoError {
         /// The key file that was looked for.
         path: PathBuf,
     },
+    /// Strict permission mode refused a key file that group or others can read (or
+    /// replace); the message names the file and the fix.
+    #[error("{0}")]
+    UnsafeKeyFile(#[source] private_fs::UnsafeFile),
     /// The key's variable or file cannot be read or located: a variable that is not UTF-8,
     /// or no home directory to find the key file in.
     #[error("cannot locate the credential key: {0}")]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use private_fs::{AppName, Created};
+use private_fs::{AppName, Created, PermissionPolicy};
 use ring::rand::{SecureRandom, SystemRandom};
 use secret_value::Secret;
 use zeroize::Zeroizing;
@@ -122,6 +122,7 @@ pub struct KeyLoader {
     key_file: Option<PathBuf>,
     lookup: EnvLookup,
     create_if_missing: bool,
+    permissions: Option<PermissionPolicy>,
 }
 
 impl std::fmt::Debug for KeyLoader {
@@ -141,6 +142,7 @@ impl KeyLoader {
             key_file: None,
             lookup: Box::new(|name| std::env::var_os(name)),
             create_if_missing: true,
+            permissions: None,
         }
     }
 
@@ -150,6 +152,24 @@ impl KeyLoader {
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create_if_missing = create;
         self
+    }
+
+    /// Whether a key file others could read (or replace) is only warned about or refused
+    /// ([`PermissionPolicy::Strict`]). Without this setting, `<APP>_STRICT_PERMISSIONS`
+    /// decides (read through the loader's lookup); the process-wide policy
+    /// ([`private_fs::set_process_policy`]) can only make it stricter.
+    pub fn permission_policy(mut self, policy: PermissionPolicy) -> Self {
+        self.permissions = Some(policy);
+        self
+    }
+
+    fn effective_permissions(&self) -> Result<PermissionPolicy, CryptoError> {
+        match self.permissions {
+            Some(policy) => Ok(policy),
+            None => {
+                PermissionPolicy::from_lookup(&self.app, &*self.lookup).map_err(CryptoError::Locate)
+            }
+        }
     }
 
     /// Uses this key file instead of `~/.<app>/credential.key`.
@@ -210,8 +230,13 @@ impl KeyLoader {
                 .map_err(CryptoError::Locate)?
                 .join(KEY_FILE_NAME),
         };
-        let (current, origin) = match read_key_file(&path)? {
-            Some(current) => (current, KeyOrigin::File(path.clone())),
+        let permissions = self.effective_permissions()?;
+        let (current, origin) = match read_key_file(&path, permissions)? {
+            Some(current) => {
+                // A creator killed after publishing the key may have left its temporary copy.
+                private_fs::remove_dead_temps(&path);
+                (current, KeyOrigin::File(path.clone()))
+            }
             None if !self.create_if_missing => {
                 return Err(CryptoError::NoKey {
                     variable: env_var,
@@ -220,10 +245,11 @@ impl KeyLoader {
             }
             None => {
                 let created = create_key_file(&path)?;
-                let current = read_key_file(&path)?.ok_or_else(|| CryptoError::KeyFile {
-                    path: path.clone(),
-                    problem: "it disappeared right after it was created".to_owned(),
-                })?;
+                let current =
+                    read_key_file(&path, permissions)?.ok_or_else(|| CryptoError::KeyFile {
+                        path: path.clone(),
+                        problem: "it disappeared right after it was created".to_owned(),
+                    })?;
                 let origin = match created {
                     Created::Ours => KeyOrigin::Generated(path.clone()),
                     Created::Existing => KeyOrigin::File(path.clone()),
@@ -239,7 +265,7 @@ impl KeyLoader {
                  credentials: rotate to a real key now (see docs/credential-encryption.md)"
             );
         }
-        let mut from_file = read_previous_file(&previous_keys_path(&path))?;
+        let mut from_file = read_previous_file(&previous_keys_path(&path), permissions)?;
         from_file.append(&mut previous);
         Ok(Keyring {
             current,
@@ -282,7 +308,11 @@ fn non_empty_lines(text: &str) -> Vec<Secret> {
 
 /// The text of a key file, read safely (a regular file of bounded size: a FIFO or a link to
 /// `/dev/zero` is an error at once); `None` when it does not exist.
-fn read_text(path: &Path, what: &str) -> Result<Option<Zeroizing<String>>, CryptoError> {
+fn read_text(
+    path: &Path,
+    what: &str,
+    permissions: PermissionPolicy,
+) -> Result<Option<Zeroizing<String>>, CryptoError> {
     let key_file_error = |problem: String| CryptoError::KeyFile {
         path: path.to_owned(),
         problem,
@@ -293,7 +323,9 @@ fn read_text(path: &Path, what: &str) -> Result<Option<Zeroizing<String>>, Crypt
         return Ok(None);
     };
     if let Ok(meta) = fs::metadata(path) {
-        private_fs::warn_if_unsafe(path, &meta, what);
+        permissions
+            .check(path, &meta, what)
+            .map_err(CryptoError::UnsafeKeyFile)?;
     }
     match String::from_utf8(std::mem::take(&mut *bytes)) {
         Ok(text) => Ok(Some(Zeroizing::new(text))),
@@ -309,18 +341,28 @@ fn read_text(path: &Path, what: &str) -> Result<Option<Zeroizing<String>>, Crypt
 /// Line breaks are read as Python's `read_text()` reads them (universal newlines: `\r\n`
 /// and `\r` become `\n`), so a multi-line key file with Windows line endings is the same
 /// passphrase as for the original.
-fn read_key_file(path: &Path) -> Result<Option<Secret>, CryptoError> {
-    Ok(read_text(path, "credential key file")?.map(|text| {
-        let universal = Zeroizing::new(text.replace("\r\n", "\n").replace('\r', "\n"));
-        Secret::new(python_strip(&universal))
-    }))
+fn read_key_file(
+    path: &Path,
+    permissions: PermissionPolicy,
+) -> Result<Option<Secret>, CryptoError> {
+    Ok(
+        read_text(path, "credential key file", permissions)?.map(|text| {
+            let universal = Zeroizing::new(text.replace("\r\n", "\n").replace('\r', "\n"));
+            Secret::new(python_strip(&universal))
+        }),
+    )
 }
 
 /// The previous passphrases (one per line); none when the file does not exist.
-fn read_previous_file(path: &Path) -> Result<Vec<Secret>, CryptoError> {
-    Ok(read_text(path, "previous credential keys file")?
-        .map(|text| non_empty_lines(&text))
-        .unwrap_or_default())
+fn read_previous_file(
+    path: &Path,
+    permissions: PermissionPolicy,
+) -> Result<Vec<Secret>, CryptoError> {
+    Ok(
+        read_text(path, "previous credential keys file", permissions)?
+            .map(|text| non_empty_lines(&text))
+            .unwrap_or_default(),
+    )
 }
 
 /// Generates a passphrase and publishes it at `path` unless another process got there first

@@ -526,3 +526,59 @@ fn a_non_utf8_key_variable_is_an_error_not_a_new_key() {
         );
     }
 }
+
+#[test]
+fn strict_mode_refuses_a_readable_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app/credential.key");
+    fs::create_dir(dir.path().join("app")).unwrap();
+    fs::write(&path, "sentinel-passphrase\n").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).unwrap();
+    // The default warns and loads; the variable and the explicit setting refuse.
+    loader(&dir, &[]).load().unwrap();
+    for strict in [
+        loader(&dir, &[("SIMPLETUNER_STRICT_PERMISSIONS", "1")]),
+        loader(&dir, &[]).permission_policy(private_fs::PermissionPolicy::Strict),
+    ] {
+        let e = strict.load().unwrap_err();
+        assert!(matches!(e, CryptoError::UnsafeKeyFile(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("credential.key") && text.contains("chmod 600"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("sentinel-passphrase")
+                && !format!("{e:?}").contains("sentinel-passphrase")
+        );
+    }
+    // An explicit Warn overrides the variable.
+    loader(&dir, &[("SIMPLETUNER_STRICT_PERMISSIONS", "1")])
+        .permission_policy(private_fs::PermissionPolicy::Warn)
+        .load()
+        .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    loader(&dir, &[("SIMPLETUNER_STRICT_PERMISSIONS", "1")])
+        .load()
+        .unwrap();
+}
+
+#[test]
+fn loading_an_existing_key_removes_a_dead_creators_temp_copy() {
+    // A creator killed after linking the key into place but before removing its temporary
+    // copy (found by tests/tests/crash_safety.rs): the next loader finds the key file and
+    // must remove the copy, which holds the key.
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("app")).unwrap();
+    fs::write(dir.path().join("app/credential.key"), "passphrase\n").unwrap();
+    fs::set_permissions(
+        dir.path().join("app/credential.key"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let copy = dir.path().join("app/.credential.key.2147483000.0.tmp");
+    fs::write(&copy, "passphrase\n").unwrap();
+    let ring = loader(&dir, &[]).load().unwrap();
+    assert!(matches!(ring.origin, KeyOrigin::File(_)));
+    assert!(!copy.exists());
+}

@@ -7,9 +7,10 @@
 //!   `<APP>_` variable names follow one rule, the home directory falls back to the passwd
 //!   entry when `HOME` is unset (as Python's `Path.home()`), and configuration variables that
 //!   are empty count as unset while non-UTF-8 ones are an error.
-//! - **Permissions** ([`create_private_dir`], [`private_options`], [`warn_if_exposed`]):
-//!   directories are created 0700 and files 0600 from creation, so there is no moment at
-//!   which others can read a new file.
+//! - **Permissions** ([`create_private_dir`], [`private_options`], [`warn_if_unsafe`],
+//!   [`PermissionPolicy`]): directories are created 0700 and files 0600 from creation, so
+//!   there is no moment at which others can read a new file; a secret file others could read
+//!   or replace is warned about, or refused in strict mode (`<APP>_STRICT_PERMISSIONS=1`).
 //! - **Writes** ([`write_atomic`], [`create_new`], [`LockFile`], [`temp_path`]): replacing a
 //!   file goes through a private temporary file in the same directory, fsync, rename and a
 //!   directory fsync, so a reader or a crash sees the old or the new content, never a mix;
@@ -44,14 +45,15 @@ pub use names::{
     read_var, state_dir,
 };
 pub use perms::{
-    create_private_dir, is_exposed, private_options, sync_dir, warn_if_exposed, warn_if_unsafe,
+    PermissionPolicy, STRICT_PERMISSIONS_VAR_SUFFIX, UnsafeFile, create_private_dir, is_exposed,
+    private_options, process_policy, set_process_policy, sync_dir, warn_if_exposed, warn_if_unsafe,
 };
 pub use read::{file_kind, read_regular_file};
 #[cfg(feature = "tokio")]
 pub use unblock::unblock;
 pub use write::{
-    Created, create_new, create_temp, is_temp_of, resolve_link, stale_temps, temp_path,
-    write_atomic,
+    Created, create_new, create_temp, is_temp_of, remove_dead_temps, resolve_link, stale_temps,
+    temp_path, write_atomic,
 };
 
 #[cfg(doctest)]

@@ -127,6 +127,14 @@ pub enum LocateError {
         /// The variable's name.
         variable: String,
     },
+    /// A configuration variable holds a value outside the accepted ones.
+    #[error("environment variable {variable} has an unrecognised value; expected {expected}")]
+    InvalidValue {
+        /// The variable's name.
+        variable: String,
+        /// What it accepts.
+        expected: &'static str,
+    },
 }
 
 /// The user's home directory: `HOME` when set (an empty `HOME` counts as none), otherwise the

@@ -176,6 +176,54 @@ pub fn stale_temps(target: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Removes the temporary files of `target` whose writer process no longer exists (a
+/// creator killed between writing its copy and linking it, or between linking it and
+/// removing it). Creators take no lock, so only the temp files of dead processes are known
+/// to be abandoned; they may hold a copy of a key. [`create_new`] calls it; a reader of a
+/// file made by `create_new` calls it too, as the file exists then and nothing is created.
+/// Failures leave them for the next call.
+pub fn remove_dead_temps(target: &Path) {
+    let Ok(temps) = stale_temps(target) else {
+        return;
+    };
+    for temp in temps {
+        let pid = temp
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| is_temp_of(target, n));
+        if pid.is_some_and(|pid| pid != std::process::id() && !process_exists(pid))
+            && fs::remove_file(&temp).is_ok()
+        {
+            tracing::warn!(
+                path = %temp.display(),
+                "removed a temporary file left by an interrupted file creation"
+            );
+        }
+    }
+}
+
+/// Whether a process with this id exists (a signal-0 probe; "not permitted" means it does).
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// What [`create_new`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -202,6 +250,7 @@ pub enum Created {
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<Created> {
     let dir = parent_dir(path);
     create_private_dir(dir)?;
+    remove_dead_temps(path);
     let temp = write_temp(path, bytes)?;
     let result = match fs::hard_link(&temp, path) {
         Ok(()) => {
@@ -336,6 +385,22 @@ mod tests {
         assert!(fs::read_to_string(&path).unwrap().starts_with("key-"));
         assert_eq!(mode(&path), 0o600);
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn create_new_removes_the_temp_files_of_dead_creators_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credential.key");
+        // A process id that cannot exist (above the kernel's maximum), and a live one.
+        let dead = dir.path().join(".credential.key.2147483000.0.tmp");
+        let alive = dir
+            .path()
+            .join(format!(".credential.key.{}.99.tmp", std::process::id()));
+        fs::write(&dead, "unpublished key").unwrap();
+        fs::write(&alive, "in progress").unwrap();
+        assert_eq!(create_new(&path, b"k").unwrap(), Created::Ours);
+        assert!(!dead.exists(), "the dead creator's copy is removed");
+        assert!(alive.exists(), "a live creator's copy is left alone");
     }
 
     #[test]

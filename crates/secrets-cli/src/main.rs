@@ -59,6 +59,11 @@ fn init_logging(verbosity: u8) {
 
 fn run(cli: Cli) -> Result<u8, Failure> {
     let app = cli.global.app;
+    // Strict permissions (`<APP>_STRICT_PERMISSIONS=1`) apply to every file check of this
+    // process, also those of components that can only log what they find.
+    let permissions = secrets::PermissionPolicy::from_lookup(&app, &|name| std::env::var_os(name))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    secrets::set_process_policy(permissions);
     match cli.command {
         // Only the commands that use the provider chain build it: `crypto` works whatever
         // the chain options say (`secrets --providers aws crypto encrypt`).

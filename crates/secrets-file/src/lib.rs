@@ -30,7 +30,9 @@
 //!   that user, and temporary files left by a killed writer are removed by the next write.
 //!   The same parser serves reads and writes: what `get` accepts, `set` accepts.
 //! - A warning is logged when the file is readable by group or others, owned by another
-//!   user, or in a directory others can write to.
+//!   user, or in a directory others can write to; in strict mode
+//!   ([`FileSettings::permissions`], `<APP>_STRICT_PERMISSIONS=1`) such a file is refused
+//!   with an [`ErrorKind::PermissionDenied`] error naming it and the fix.
 //!
 //! ```
 //! use secrets_core::SecretProvider;
@@ -63,7 +65,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use private_fs::{AppName, LocateError};
+use private_fs::{AppName, LocateError, PermissionPolicy};
 use secrets_core::{ErrorKind, Location, ProviderError, Secret, SecretProvider, async_trait};
 
 use document::{Document, MAX_FILE_BYTES, Value};
@@ -110,6 +112,9 @@ pub struct FileSettings {
     /// The secrets file; `None` means the first existing of the [`default_paths`], else
     /// `~/.<app>/secrets.json`. A leading `~` is expanded.
     pub path: Option<PathBuf>,
+    /// Whether a file others could read or replace is only warned about (the default) or
+    /// refused ([`PermissionPolicy::Strict`], `<APP>_STRICT_PERMISSIONS=1`).
+    pub permissions: PermissionPolicy,
 }
 
 impl FileSettings {
@@ -117,11 +122,13 @@ impl FileSettings {
     pub fn with_path(path: impl Into<PathBuf>) -> Self {
         Self {
             path: Some(path.into()),
+            ..Self::default()
         }
     }
 
     /// The settings an application gets from its configuration variables: the file from
-    /// `<APP>_SECRETS_FILE` (`SIMPLETUNER_SECRETS_FILE`), if set and not empty.
+    /// `<APP>_SECRETS_FILE` (`SIMPLETUNER_SECRETS_FILE`), if set and not empty, and the
+    /// permission policy from `<APP>_STRICT_PERMISSIONS`.
     pub fn from_lookup(
         app: &AppName,
         lookup: &dyn Fn(&str) -> Option<OsString>,
@@ -131,8 +138,13 @@ impl FileSettings {
             ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, e.to_string())
                 .with_location(Location::Variable(variable.clone()))
         })?;
+        let permissions = PermissionPolicy::from_lookup(app, lookup).map_err(|e| {
+            ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, e.to_string())
+                .with_location(Location::Variable(PermissionPolicy::var(app)))
+        })?;
         Ok(Self {
             path: path.map(PathBuf::from),
+            permissions,
         })
     }
 }
@@ -150,10 +162,11 @@ pub struct FileProvider {
 struct Inner {
     target: Target,
     loaded: Mutex<Option<Loaded>>,
+    permissions: PermissionPolicy,
 }
 
 /// Which file the provider uses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Target {
     /// A configured path.
     Fixed(PathBuf),
@@ -176,22 +189,25 @@ struct Stamp {
     modified: Option<SystemTime>,
     inode: u64,
     device: u64,
+    // A chmod changes no content but may change whether the file is refused.
+    mode: u32,
 }
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Self {
         #[cfg(unix)]
-        let (inode, device) = {
+        let (inode, device, mode) = {
             use std::os::unix::fs::MetadataExt;
-            (meta.ino(), meta.dev())
+            (meta.ino(), meta.dev(), meta.mode())
         };
         #[cfg(not(unix))]
-        let (inode, device) = (0, 0);
+        let (inode, device, mode) = (0, 0, 0);
         Self {
             len: meta.len(),
             modified: meta.modified().ok(),
             inode,
             device,
+            mode,
         }
     }
 }
@@ -212,6 +228,19 @@ impl FileProvider {
             inner: Arc::new(Inner {
                 target,
                 loaded: Mutex::new(None),
+                permissions: PermissionPolicy::default(),
+            }),
+        }
+    }
+
+    /// The same provider with this permission policy: [`PermissionPolicy::Strict`] refuses
+    /// a file that group or others can read (or replace) instead of warning about it.
+    pub fn with_permission_policy(self, permissions: PermissionPolicy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                target: self.inner.target.clone(),
+                loaded: Mutex::new(None),
+                permissions,
             }),
         }
     }
@@ -227,7 +256,7 @@ impl FileProvider {
                     ProviderError::new(PROVIDER_NAME, ErrorKind::Misconfigured, e.to_string())
                         .with_location(Location::file(path))
                 })?;
-                Ok(Self::new(path))
+                Ok(Self::new(path).with_permission_policy(settings.permissions))
             }
             None => {
                 let candidates = default_paths(app).map_err(|e| {
@@ -237,7 +266,8 @@ impl FileProvider {
                         format!("cannot locate the default secrets file: {e}"),
                     )
                 })?;
-                Ok(Self::with_target(Target::FirstExisting(candidates)))
+                Ok(Self::with_target(Target::FirstExisting(candidates))
+                    .with_permission_policy(settings.permissions))
             }
         }
     }
@@ -311,7 +341,13 @@ impl FileProvider {
             .as_ref()
             .is_some_and(|l| l.stamp == stamp && l.path == path);
         if !fresh {
-            private_fs::warn_if_unsafe(&path, &meta, "secrets file");
+            self.inner
+                .permissions
+                .check(&path, &meta, "secrets file")
+                .map_err(|e| {
+                    ProviderError::new(PROVIDER_NAME, ErrorKind::PermissionDenied, e.to_string())
+                        .with_location(Location::file(&path))
+                })?;
             let bytes = match private_fs::read_regular_file(&path, MAX_FILE_BYTES as u64) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => {

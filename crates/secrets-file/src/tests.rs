@@ -264,3 +264,35 @@ fn settings_paths_expand_the_home_directory_and_default_to_the_app_dir() {
     let p = FileProvider::from_settings(&app, &FileSettings::default()).unwrap();
     assert_eq!(p.path(), home.join(".secrets-file-test-app/secrets.json"));
 }
+
+#[test]
+fn strict_mode_refuses_an_exposed_file_and_accepts_it_once_private() {
+    let (dir, provider) = setup("s.json", Some(r#"{"K": "sentinel-value-1"}"#));
+    let provider = provider.with_permission_policy(private_fs::PermissionPolicy::Strict);
+    let path = dir.path().join("s.json");
+    assert_eq!(value(&provider, "K").as_deref(), Some("sentinel-value-1"));
+    // A chmod alone (same content, same mtime) is noticed.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let e = provider.get_blocking("K").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let text = e.to_string();
+    assert!(
+        text.contains("s.json") && text.contains("chmod 600"),
+        "{text}"
+    );
+    assert!(!text.contains("sentinel-value-1"), "{text}");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(value(&provider, "K").as_deref(), Some("sentinel-value-1"));
+}
+
+#[test]
+fn settings_read_the_strict_variable() {
+    let app = private_fs::AppName::new("it").unwrap();
+    let lookup = |name: &str| (name == "IT_STRICT_PERMISSIONS").then(|| "yes".into());
+    let settings = crate::FileSettings::from_lookup(&app, &lookup).unwrap();
+    assert_eq!(settings.permissions, private_fs::PermissionPolicy::Strict);
+    let bad = |name: &str| (name == "IT_STRICT_PERMISSIONS").then(|| "maybe".into());
+    let e = crate::FileSettings::from_lookup(&app, &bad).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Misconfigured);
+    assert!(e.to_string().contains("IT_STRICT_PERMISSIONS"), "{e}");
+}

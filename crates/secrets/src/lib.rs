@@ -86,6 +86,7 @@ pub use chain_config::{Config, ConfigError, ProviderStatus, SecretsManagerExt};
 pub use global::reset_global;
 pub use global::{global, set_global};
 pub use private_fs::{AppName, DEFAULT_APP_NAME, InvalidAppName};
+pub use private_fs::{PermissionPolicy, UnsafeFile, process_policy, set_process_policy};
 pub use providers::ProviderKind;
 pub use secrets_core::{
     CLOUD_WEBHOOK_SECRET, CacheStats, Clock, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
