@@ -147,6 +147,20 @@ impl SqliteDb {
                 supported,
             });
         }
+        // A file with no table at all: its first writer was killed before the schema's
+        // transaction committed (or it was created empty). Nothing was ever stored there.
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| StoreError::database(path, "reading the schema", e))?;
+        if version == 0 && tables == 0 {
+            return Err(StoreError::Uninitialized {
+                place: path.display().to_string(),
+            });
+        }
         db.give_back(conn);
         Ok(db)
     }

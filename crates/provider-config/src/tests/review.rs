@@ -536,6 +536,31 @@ fn the_originals_audit_database_reads_read_only_and_unchanged() {
     assert_eq!(names, ["audit.db"]);
 }
 
+// 7. A database file whose first writer was killed before its schema committed (an empty
+// file, or one with only an uncommitted log) reads as "nothing stored", not "no such table".
+#[test]
+fn reading_a_sqlite_file_without_tables_is_uninitialized() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["jobs.db", "audit.db"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"").unwrap();
+        let location = crate::StoreLocation::Sqlite(path.clone());
+        let e = if name == "jobs.db" {
+            ConfigStore::builder_at(location)
+                .read_only()
+                .open()
+                .unwrap_err()
+        } else {
+            AuditTrail::open_read_only(&location, audit_key()).unwrap_err()
+        };
+        assert!(
+            matches!(e, StoreError::Uninitialized { .. }),
+            "{name}: {e:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"", "{name} was changed");
+    }
+}
+
 // 7, PostgreSQL: reading a database where nothing was ever stored creates nothing.
 #[cfg(feature = "postgres")]
 #[test]
