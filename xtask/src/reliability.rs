@@ -59,6 +59,14 @@ pub(crate) const CHECKS: &[Check] = &[
             release: false,
         },
     },
+    // Leak checks of every CLI command and the library scenarios (tests/tests/leaks.rs).
+    Check {
+        name: "leaks",
+        run: Run::Test {
+            test: "leaks",
+            release: false,
+        },
+    },
 ];
 
 /// Parses the arguments after `cargo xtask reliability`: the checks to run (none = all), or
