@@ -101,6 +101,8 @@ struct Case {
     value_on_stdout: bool,
     code: Option<i32>,
     close_stdout: bool,
+    /// A file that a failed run must leave as it was (a refused write loses nothing).
+    guarded: Option<PathBuf>,
 }
 
 impl Case {
@@ -113,6 +115,7 @@ impl Case {
             value_on_stdout: false,
             code: None,
             close_stdout: false,
+            guarded: None,
         }
     }
     fn env(mut self, key: &str, value: &str) -> Self {
@@ -129,6 +132,10 @@ impl Case {
     }
     fn code(mut self, code: i32) -> Self {
         self.code = Some(code);
+        self
+    }
+    fn guard(mut self, path: &Path) -> Self {
+        self.guarded = Some(path.to_owned());
         self
     }
     fn closed_pipe(mut self) -> Self {
@@ -216,8 +223,17 @@ impl Sandbox {
     fn check(&mut self, case: Case, verbosities: &[usize]) -> Outcome {
         let mut last = None;
         for (i, &v) in verbosities.iter().enumerate() {
+            let before = case.guarded.as_ref().map(|p| std::fs::read(p).unwrap());
             let started = std::time::Instant::now();
             let out = self.exec(&case, v);
+            if let (Some(path), Some(before), false) = (&case.guarded, before, out.code == 0) {
+                assert!(
+                    std::fs::read(path).unwrap() == before,
+                    "{}: a failed run changed {}",
+                    case.name,
+                    path.display()
+                );
+            }
             if started.elapsed() > std::time::Duration::from_millis(500) {
                 eprintln!(
                     "leaks-cli: slow case {} ({:?})",
@@ -403,15 +419,12 @@ fn every_cli_command_keeps_sentinels_off_stderr_at_every_verbosity() {
         ] {
             let mut args: Vec<&str> = args;
             args.extend(["--secrets-file", file]);
-            let before = std::fs::read_to_string(&path).unwrap();
-            let out = sb.check(
-                Case::new(&format!("damaged file {i} ({name}): {label}"), &args).stdin(VALUE),
+            sb.check(
+                Case::new(&format!("damaged file {i} ({name}): {label}"), &args)
+                    .stdin(VALUE)
+                    .guard(&path),
                 v,
             );
-            if out.code != 0 {
-                // A refused write loses nothing: the file is as it was.
-                assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{label}");
-            }
         }
     }
     sb.check(
