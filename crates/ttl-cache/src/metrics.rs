@@ -1,7 +1,7 @@
 //! Export of a named cache's counters through the [`metrics`] facade (feature `metrics`).
 //!
-//! Every counter carries one label, `cache`, the name given to [`Builder::metrics`]
-//! (crate::Builder::metrics). Caches without a name export nothing and pay nothing but a
+//! Every counter carries one label, `cache`, the name given to
+//! [`Builder::metrics`](crate::Builder::metrics). Caches without a name export nothing and pay nothing but a
 //! branch. The counters move as the matching fields of [`CacheStats`](crate::CacheStats) do.
 
 use metrics::{Key, Label, Level, Metadata, SharedString};
