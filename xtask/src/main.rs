@@ -58,6 +58,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "vault"],
     &["--no-default-features", "--features", "config"],
     &["--no-default-features", "--features", "postgres"],
+    &["--no-default-features", "--features", "metrics"],
     &["--all-features"],
 ];
 
