@@ -9,7 +9,7 @@
 //! message, a panic message or the `Debug` output of a public type; on stdout only where the
 //! command's job is to print it (`get`, `crypto decrypt`, `config get`).
 //!
-//! The binary is built by this test (`cargo build -p secrets-cli`), so it is never stale.
+//! The binary is the one `cargo xtask test` / `cargo xtask reliability` build (all features).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -37,50 +37,25 @@ const AUDIT_KEY: &str = "AUDITSENTINELp2Lc";
 const AWS_SECRET_KEY: &str = "AWSKEYSENTINELw9Hs";
 const DB_PASSWORD: &str = "DBPASSSENTINELt4Gy";
 
-/// The `secrets` binary, built once per test process.
+/// The `secrets` binary of this build (`target/<profile>/secrets`, beside the test's own
+/// `deps/`), with every feature, as `cargo xtask test` and `cargo xtask reliability` build
+/// it. Not built here: a `cargo build` from inside the test would replace the binary that
+/// other tests of the same run are executing, with other features.
 fn cli_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut cargo = Command::new(env!("CARGO"));
-        // Not the variables cargo sets for this test: build scripts that watch them would
-        // rebuild (here, and again in the next `cargo test`).
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_PRIMARY",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-                || ["OUT_DIR", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR"].contains(&&*name)
-            {
-                cargo.env_remove(&*name);
-            }
-        }
-        let out = cargo
-            .args([
-                "build",
-                "--package",
-                "secrets-cli",
-                "--bin",
-                "secrets",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(&root)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build for the secrets binary");
-        assert!(out.status.success(), "building the secrets binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "secrets")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the secrets binary")
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let cli = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in target/<profile>/deps")
+            .join("secrets");
+        assert!(
+            cli.exists(),
+            "{} does not exist: run with `cargo xtask test`, which builds it",
+            cli.display()
+        );
+        cli
     })
 }
 

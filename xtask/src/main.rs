@@ -411,6 +411,19 @@ fn test(root: &Path) -> Result<()> {
         .as_ref()
         .map(|e| e.exports.clone())
         .unwrap_or_default();
+    // Tests that drive the real `secrets` binary (crash safety, leaks) find it in
+    // target/debug; built first with every feature, as the test build does, so it is there
+    // and current whichever test starts first.
+    step("the secrets binary", || {
+        run(cargo().args([
+            "build",
+            "--package",
+            "secrets-cli",
+            "--bin",
+            "secrets",
+            "--all-features",
+        ]))
+    })?;
     let result = step("tests", || {
         if has_cargo_subcommand("nextest") {
             run(cargo()

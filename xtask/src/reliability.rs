@@ -160,9 +160,16 @@ fn run_check(root: &Path, check: Check) -> Result<Vec<Value>> {
             fs::create_dir_all(&report)
                 .with_context(|| format!("creating {}", report.display()))?;
             // Checks drive the real `secrets` binary, which `cargo test -p integration-tests`
-            // does not build.
+            // does not build; with every feature, as `cargo xtask test` builds it.
             let mut build = cargo();
-            build.args(["build", "--package", "secrets-cli", "--bin", "secrets"]);
+            build.args([
+                "build",
+                "--package",
+                "secrets-cli",
+                "--bin",
+                "secrets",
+                "--all-features",
+            ]);
             if release {
                 build.arg("--release");
             }
