@@ -162,7 +162,11 @@ fn handle(client: TcpStream, shared: &Shared) {
     if !matches!(fault, Fault::None | Fault::Delay(_)) {
         shared.faulted.fetch_add(1, Ordering::SeqCst);
     }
-    remember(shared, generation, &client);
+    // Only connections that stay open are remembered (to be cut by the next `set`): a kept
+    // clone would also keep a reset or answered socket from closing.
+    if matches!(fault, Fault::None | Fault::Delay(_) | Fault::Drop) {
+        remember(shared, generation, &client);
+    }
     match fault {
         Fault::None | Fault::Delay(_) => forward(client, shared, generation),
         Fault::Drop => {

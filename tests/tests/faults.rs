@@ -739,3 +739,42 @@ fn postgres_through_injected_faults() {
         ),
     );
 }
+
+/// The proxy itself: a reset is a reset at once (not a black hole), a status is answered.
+#[test]
+fn the_proxy_resets_and_answers_at_once() {
+    use std::io::{Read, Write};
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = FaultProxy::start(&upstream.local_addr().unwrap().to_string());
+    let request = |fault: Fault| {
+        proxy.set(fault);
+        let mut client = std::net::TcpStream::connect(&proxy.addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let started = Instant::now();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = client.read_to_end(&mut answer);
+        (
+            read,
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let (read, _, took) = request(Fault::Reset);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    assert!(took < Duration::from_secs(1), "reset took {took:?}");
+    let (read, answer, took) = request(Fault::Status(503));
+    assert!(
+        read.is_ok() && answer.starts_with("HTTP/1.1 503"),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(1), "503 took {took:?}");
+    assert_eq!(proxy.faulted(), 2);
+}
