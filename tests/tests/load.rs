@@ -123,7 +123,7 @@ async fn lookups_through_the_full_chain_with_writes() {
     while started.elapsed() < duration() {
         tokio::time::sleep(WRITE_EVERY).await;
         writes += 1;
-        let (provider, key) = if writes % 2 == 0 {
+        let (provider, key) = if writes.is_multiple_of(2) {
             ("file", "LOAD_FILE")
         } else {
             ("vault", "LOAD_VAULT")
