@@ -89,6 +89,21 @@ pub(crate) const CHECKS: &[Check] = &[
             release: false,
         },
     },
+    // Fault injection and load against the real servers (tests/tests/faults.rs, load.rs).
+    Check {
+        name: "faults",
+        run: Run::Test {
+            test: "faults",
+            release: false,
+        },
+    },
+    Check {
+        name: "load",
+        run: Run::Test {
+            test: "load",
+            release: true,
+        },
+    },
 ];
 
 /// Parses the arguments after `cargo xtask reliability`: the checks to run (none = all), or
