@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests: capturing every log line at TRACE level, so a test
 //! can assert that no secret value reaches the logs, finding the test tooling's Python, and
 //! reaching the moto server `cargo xtask test` starts ([`moto`]), and the OpenBao server,
-//! administrator and proxy of the Vault tests ([`vault`]).
+//! administrator and proxy of the Vault tests ([`vault`]), and a TCP proxy that injects
+//! faults in front of any of them ([`fault_proxy`]).
 
+pub mod fault_proxy;
 pub mod moto;
 pub mod reliability;
 

@@ -262,6 +262,24 @@ pub(crate) const BOUNDARIES: &[Boundary] = &[
         reason: "provider-config builds on ttl-cache, credential-crypto and private-fs only: \
                  no facade, no secret providers",
     },
+    Boundary {
+        package: "secrets",
+        args: &[
+            "--no-default-features",
+            "--features",
+            "env,file,aws,vault,cache,crypto,config,postgres,test-util",
+            "-e",
+            "normal",
+        ],
+        forbidden: &["metrics", "metrics-*"],
+        reason: "only feature `metrics` brings the metrics facade, whatever other features are on",
+    },
+    Boundary {
+        package: "ttl-cache",
+        args: &["--features", "macros,async,tokio-cleanup", "-e", "normal"],
+        forbidden: &["metrics", "metrics-*"],
+        reason: "ttl-cache exports through the metrics facade only with its feature `metrics`",
+    },
 ];
 
 /// Checks every row of [`BOUNDARIES`], reporting all that fail.

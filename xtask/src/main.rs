@@ -58,6 +58,7 @@ const FACADE_FEATURE_MATRIX: &[&[&str]] = &[
     &["--no-default-features", "--features", "vault"],
     &["--no-default-features", "--features", "config"],
     &["--no-default-features", "--features", "postgres"],
+    &["--no-default-features", "--features", "metrics"],
     &["--all-features"],
 ];
 
@@ -410,6 +411,19 @@ fn test(root: &Path) -> Result<()> {
         .as_ref()
         .map(|e| e.exports.clone())
         .unwrap_or_default();
+    // Tests that drive the real `secrets` binary (crash safety, leaks) find it in
+    // target/debug; built first with every feature, as the test build does, so it is there
+    // and current whichever test starts first.
+    step("the secrets binary", || {
+        run(cargo().args([
+            "build",
+            "--package",
+            "secrets-cli",
+            "--bin",
+            "secrets",
+            "--all-features",
+        ]))
+    })?;
     let result = step("tests", || {
         if has_cargo_subcommand("nextest") {
             run(cargo()

@@ -81,6 +81,29 @@ pub(crate) const CHECKS: &[Check] = &[
             release: false,
         },
     },
+    // Leak checks of every CLI command and the library scenarios (tests/tests/leaks.rs).
+    Check {
+        name: "leaks",
+        run: Run::Test {
+            test: "leaks",
+            release: false,
+        },
+    },
+    // Fault injection and load against the real servers (tests/tests/faults.rs, load.rs).
+    Check {
+        name: "faults",
+        run: Run::Test {
+            test: "faults",
+            release: false,
+        },
+    },
+    Check {
+        name: "load",
+        run: Run::Test {
+            test: "load",
+            release: true,
+        },
+    },
 ];
 
 /// Parses the arguments after `cargo xtask reliability`: the checks to run (none = all), or
@@ -152,9 +175,16 @@ fn run_check(root: &Path, check: Check) -> Result<Vec<Value>> {
             fs::create_dir_all(&report)
                 .with_context(|| format!("creating {}", report.display()))?;
             // Checks drive the real `secrets` binary, which `cargo test -p integration-tests`
-            // does not build.
+            // does not build; with every feature, as `cargo xtask test` builds it.
             let mut build = cargo();
-            build.args(["build", "--package", "secrets-cli", "--bin", "secrets"]);
+            build.args([
+                "build",
+                "--package",
+                "secrets-cli",
+                "--bin",
+                "secrets",
+                "--all-features",
+            ]);
             if release {
                 build.arg("--release");
             }
@@ -227,9 +257,24 @@ fn save_rows(path: &Path, rows: &BTreeMap<String, Value>) -> Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The rows in the order of [`CHECKS`] (found through the command that measured them), then
+/// in the order their check reported them.
 fn sorted(rows: &BTreeMap<String, Value>) -> Vec<&Value> {
+    let check_position = |row: &Value| {
+        let name = row
+            .get("command")
+            .and_then(Value::as_str)
+            .and_then(|c| c.strip_prefix("cargo xtask reliability "));
+        CHECKS
+            .iter()
+            .position(|c| Some(c.name) == name)
+            .unwrap_or(CHECKS.len())
+    };
     let mut list: Vec<&Value> = rows.values().collect();
-    list.sort_by_key(|r| r.get("order").and_then(Value::as_u64).unwrap_or(u64::MAX));
+    list.sort_by_key(|r| {
+        let within = r.get("order").and_then(Value::as_u64).unwrap_or(u64::MAX) % 1000;
+        (check_position(r), within)
+    });
     list
 }
 

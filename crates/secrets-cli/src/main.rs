@@ -7,6 +7,7 @@ mod commands;
 mod escape;
 mod failure;
 mod input;
+mod metrics_report;
 mod output;
 mod state;
 

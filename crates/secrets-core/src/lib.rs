@@ -17,9 +17,12 @@
 //! assert_eq!(found.value.expose(), "from-first");
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod manager;
 mod memory;
+pub mod metrics;
 mod provider;
 mod snapshot;
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ttl_cache::{CacheStats, TtlCache};
 
+use crate::metrics::record;
 use crate::{Clock, ErrorKind, Location, ProviderError, Secret, SecretProvider, SecretsError};
 
 /// How long a resolved value is served from memory unless configured otherwise.
@@ -148,12 +149,16 @@ impl SecretsManager {
     pub async fn get_with_source(&self, key: &str) -> Result<Option<Resolved>, SecretsError> {
         // A hit costs one map lookup and the clone of the answer: no key allocation, no
         // loader machinery.
-        if let Some(answer) = self.cache.get_hit(key) {
-            return Ok(answer);
-        }
-        self.cache
-            .try_get_or_insert_with_capped_async(key.to_owned(), self.walk(key))
-            .await
+        let answer = match self.cache.get_hit(key) {
+            Some(answer) => Ok(answer),
+            None => {
+                self.cache
+                    .try_get_or_insert_with_capped_async(key.to_owned(), self.walk(key))
+                    .await
+            }
+        };
+        record::lookup(&answer);
+        answer
     }
 
     /// The answer the value cache holds for `key`, without asking any provider: `Some` on a
@@ -178,9 +183,25 @@ impl SecretsManager {
                     key,
                     "provider not available; skipped"
                 );
+                record::provider_skipped(provider.name());
                 continue;
             }
+            let started = Instant::now();
             let answer = provider.get(key).await;
+            record::provider_call(
+                provider.name(),
+                "get",
+                started.elapsed(),
+                answer.as_ref().err(),
+            );
+            record::provider_lookup(
+                provider.name(),
+                match &answer {
+                    Ok(Some(_)) => "found",
+                    Ok(None) => "not_found",
+                    Err(_) => "error",
+                },
+            );
             if let Some(fresh) = provider.freshness() {
                 cap = Some(cap.map_or(fresh, |c| c.min(fresh)));
             }
@@ -304,7 +325,14 @@ impl SecretsManager {
         key: &str,
         value: &Secret,
     ) -> Result<(), SecretsError> {
+        let started = Instant::now();
         let result = writer.set(key, value).await;
+        record::provider_call(
+            writer.name(),
+            "set",
+            started.elapsed(),
+            result.as_ref().err(),
+        );
         self.cache.remove(key);
         result.map_err(SecretsError::Write)?;
         tracing::info!(provider = writer.name(), key, "secret stored");
@@ -328,7 +356,14 @@ impl SecretsManager {
         writer: &Arc<dyn SecretProvider>,
         key: &str,
     ) -> Result<bool, SecretsError> {
+        let started = Instant::now();
         let result = writer.delete(key).await;
+        record::provider_call(
+            writer.name(),
+            "delete",
+            started.elapsed(),
+            result.as_ref().err(),
+        );
         self.cache.remove(key);
         let existed = result.map_err(SecretsError::Write)?;
         tracing::info!(provider = writer.name(), key, existed, "secret deleted");
@@ -342,11 +377,13 @@ impl SecretsManager {
             let available = provider.is_available();
             let started = Instant::now();
             let result = provider.health().await;
+            let latency = started.elapsed();
+            record::provider_call(provider.name(), "health", latency, result.as_ref().err());
             report.push(ProviderHealth {
                 provider: provider.name().to_owned(),
                 available,
                 reachable: result.is_ok(),
-                latency: started.elapsed(),
+                latency,
                 error_kind: result.as_ref().err().map(ProviderError::kind),
                 error: result.err().map(|e| e.to_string()),
             });
@@ -451,6 +488,10 @@ impl SecretsManagerBuilder {
             .negative_ttl(negative);
         if let Some(clock) = self.clock {
             cache = cache.clock(clock);
+        }
+        #[cfg(feature = "metrics")]
+        {
+            cache = cache.metrics(crate::metrics::VALUE_CACHE);
         }
         SecretsManager {
             providers: self.providers,

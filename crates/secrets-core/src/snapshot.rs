@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::metrics::record;
 use crate::{Clock, ProviderError, SystemClock};
 
 /// How a [`Snapshot`] refreshes.
@@ -212,7 +213,9 @@ impl<T> Snapshot<T> {
     {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let generation = self.lock().generation;
+        let started = std::time::Instant::now();
         let result = fetch().await;
+        record::snapshot_fetch(&self.provider, started.elapsed(), result.is_ok());
         let now = self.clock.now();
         let mut state = self.lock();
         if state.generation != generation {
@@ -246,6 +249,8 @@ impl<T> Snapshot<T> {
                             "refresh failed; serving the last good copy"
                         );
                         state.last_error = None;
+                        drop(state);
+                        record::snapshot_stale_served(&self.provider);
                         Ok(stale)
                     }
                     _ => {

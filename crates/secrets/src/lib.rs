@@ -14,6 +14,7 @@
 //! | `crypto` | no | [`crypto`]: Fernet credential encryption, key management, rotation |
 //! | `config` | no | [`config`]: cloud-provider configuration store, encrypted credentials, audit trail |
 //! | `postgres` | no | `config` on a PostgreSQL database shared by several replicas (`<APP>_DATABASE_URL`), with cross-replica cache invalidation |
+//! | `metrics` | no | lookups, cache hits/misses/evictions, provider latencies and errors through the [`metrics`](https://docs.rs/metrics) facade (names in [`metrics`](mod@metrics)) |
 //! | `test-util` | no | `reset_global()` |
 //!
 //! The default chain is environment > file > AWS > Vault (each as compiled in); the
@@ -88,6 +89,8 @@ pub use global::{global, set_global};
 pub use private_fs::{AppName, DEFAULT_APP_NAME, InvalidAppName};
 pub use private_fs::{PermissionPolicy, UnsafeFile, process_policy, set_process_policy};
 pub use providers::ProviderKind;
+/// Names and labels of the metrics exported with the feature `metrics`.
+pub use secrets_core::metrics;
 pub use secrets_core::{
     CLOUD_WEBHOOK_SECRET, CacheStats, Clock, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
     ErrorKind, HF_TOKEN, Location, ManualClock, MemoryProvider, ProviderError, ProviderHealth,

@@ -14,6 +14,8 @@ use hashbrown::DefaultHashBuilder;
 
 use crate::clock::{Clock, ClockSource};
 use crate::flight::{Flight, FlightState};
+#[cfg(feature = "metrics")]
+use crate::metrics::CacheMetrics;
 use crate::shard::{InsertTime, Shard, TtlKind};
 use crate::stats::CacheStats;
 
@@ -57,7 +59,66 @@ pub struct TtlCache<K, V, S = DefaultHashBuilder> {
     negative: Option<Negative<V, u64>>,
     loads: AtomicU64,
     load_failures: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metrics: Option<CacheMetrics>,
 }
+
+/// A locked shard. With the `metrics` feature and a named cache, what the holder counted is
+/// exported when the lock is released (after releasing it, so no recorder runs under it).
+#[cfg(feature = "metrics")]
+struct ShardGuard<'a, K, V> {
+    guard: Option<MutexGuard<'a, Shard<K, V>>>,
+    metered: Option<(&'a CacheMetrics, crate::shard::ShardStats)>,
+}
+
+#[cfg(feature = "metrics")]
+impl<'a, K, V> ShardGuard<'a, K, V> {
+    fn new(guard: MutexGuard<'a, Shard<K, V>>, metrics: Option<&'a CacheMetrics>) -> Self {
+        let metered = metrics.map(|m| (m, guard.stats));
+        Self {
+            guard: Some(guard),
+            metered,
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<K, V> std::ops::Deref for ShardGuard<'_, K, V> {
+    type Target = Shard<K, V>;
+
+    fn deref(&self) -> &Shard<K, V> {
+        match &self.guard {
+            Some(guard) => guard,
+            None => unreachable!("the guard is only taken when dropped"),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<K, V> std::ops::DerefMut for ShardGuard<'_, K, V> {
+    fn deref_mut(&mut self) -> &mut Shard<K, V> {
+        match &mut self.guard {
+            Some(guard) => guard,
+            None => unreachable!("the guard is only taken when dropped"),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<K, V> Drop for ShardGuard<'_, K, V> {
+    fn drop(&mut self) {
+        let (Some(guard), Some((metrics, before))) = (self.guard.take(), self.metered.take())
+        else {
+            return;
+        };
+        let after = guard.stats;
+        drop(guard);
+        metrics.record(before, after);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+type ShardGuard<'a, K, V> = MutexGuard<'a, Shard<K, V>>;
 
 impl<K, V, S> fmt::Debug for TtlCache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,6 +139,8 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
     clock: ClockSource,
     shards: Option<usize>,
     hasher: S,
+    #[cfg(feature = "metrics")]
+    metrics: Option<metrics::SharedString>,
     _key: PhantomData<fn(K)>,
 }
 
@@ -91,6 +154,8 @@ impl<K, V> Default for Builder<K, V> {
             clock: ClockSource::system(),
             shards: None,
             hasher: DefaultHashBuilder::default(),
+            #[cfg(feature = "metrics")]
+            metrics: None,
             _key: PhantomData,
         }
     }
@@ -150,8 +215,20 @@ impl<K, V, S> Builder<K, V, S> {
             clock: self.clock,
             shards: self.shards,
             hasher,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
             _key: PhantomData,
         }
+    }
+
+    /// Exports this cache's counters through the `metrics` facade under the label
+    /// `cache = name` (`cache_hits_total{cache="name"}`, ...; see [`crate::metrics`]). Keep
+    /// the name fixed and short: it becomes a time series per counter in the recorder.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics(mut self, name: impl Into<metrics::SharedString>) -> Self {
+        self.metrics = Some(name.into());
+        self
     }
 
     /// Builds the cache.
@@ -180,6 +257,8 @@ impl<K, V, S> Builder<K, V, S> {
             clock: self.clock,
             loads: AtomicU64::new(0),
             load_failures: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.map(CacheMetrics::new),
         }
     }
 }
@@ -239,13 +318,18 @@ where
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K, V>> {
+    fn shard(&self, hash: u64) -> ShardGuard<'_, K, V> {
         // High bits pick the shard; the table uses the low bits and the top seven.
         let index = ((hash >> 32) as usize) & self.shard_mask;
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.lock_shard(&self.shards[index])
+    }
+
+    #[inline]
+    fn lock_shard<'a>(&'a self, shard: &'a Padded<Mutex<Shard<K, V>>>) -> ShardGuard<'a, K, V> {
+        let guard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(feature = "metrics")]
+        let guard = ShardGuard::new(guard, self.metrics.as_ref());
+        guard
     }
 
     fn expiry(&self, now: u64, ttl_ticks: u64) -> u64 {
@@ -417,11 +501,7 @@ where
         let now = self.clock.now();
         self.shards
             .iter()
-            .map(|s| {
-                s.0.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .sweep(now)
-            })
+            .map(|s| self.lock_shard(s).sweep(now))
             .sum()
     }
 
@@ -611,6 +691,14 @@ where
         Err(Role::Leader(flight))
     }
 
+    fn load_failed(&self) {
+        self.load_failures.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.load_failure();
+        }
+    }
+
     fn ttl_for(&self, value: &V) -> u64 {
         match &self.negative {
             Some(n) if (n.is_negative)(value) => n.ttl,
@@ -640,6 +728,10 @@ where
 {
     fn new(cache: &'a TtlCache<K, V, S>, flight: Arc<Flight<K, V>>) -> Self {
         cache.loads.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &cache.metrics {
+            metrics.load();
+        }
         Self {
             cache,
             flight,
@@ -693,7 +785,7 @@ where
                 self.flight.finish(FlightState::Done(value.clone()));
             }
             Err(_) => {
-                self.cache.load_failures.fetch_add(1, Ordering::Relaxed);
+                self.cache.load_failed();
                 self.settle(None, None);
                 self.flight.finish(FlightState::Abandoned);
             }
@@ -712,7 +804,7 @@ where
     fn drop(&mut self) {
         if !self.finished {
             // The loader panicked or the loading future was dropped.
-            self.cache.load_failures.fetch_add(1, Ordering::Relaxed);
+            self.cache.load_failed();
             self.settle(None, None);
             self.flight.finish(FlightState::Abandoned);
         }

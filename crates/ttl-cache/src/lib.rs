@@ -66,6 +66,7 @@
 //! | `macros` | yes | the [`cached`] attribute macro |
 //! | `async` | no | [`TtlCache::get_or_insert_with_async`], [`TtlCache::try_get_or_insert_with_async`] and `#[cached]` on `async fn`; depends on tokio's `sync` module (no runtime) |
 //! | `tokio-cleanup` | no | [`spawn_cleanup`]: a tokio task that sweeps expired entries |
+//! | `metrics` | no | [`Builder::metrics`]: a named cache's counters through the [`metrics`](https://docs.rs/metrics) facade (names in the `metrics` module) |
 //!
 //! Without `async` the crate does not depend on tokio at all.
 //!
@@ -85,6 +86,7 @@
     doc = "[`TtlCache::try_get_or_insert_with_async`]: #features"
 )]
 #![cfg_attr(not(feature = "tokio-cleanup"), doc = "[`spawn_cleanup`]: #features")]
+#![cfg_attr(not(feature = "metrics"), doc = "[`Builder::metrics`]: #features")]
 
 // `#[cached]` expands to `::ttl_cache::...`; this makes that path work inside this crate too
 // (its unit tests); the library itself does not use the macro, hence the lint.
@@ -94,6 +96,9 @@ extern crate self as ttl_cache;
 mod cache;
 mod clock;
 mod flight;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod shard;
 mod stats;
 

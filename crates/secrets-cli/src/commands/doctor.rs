@@ -1,5 +1,7 @@
 //! `secrets doctor [--json]`: every provider of the table, configured or not, with a real
-//! round trip for those in the chain.
+//! round trip for those in the chain. `--json` also reports what the run recorded through the
+//! `metrics` facade (health-check latencies, errors by kind, snapshot fetches) and the value
+//! cache's statistics.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use secrets::{Config, SecretsManager};
 
 use crate::failure::{Failure, exit};
+use crate::metrics_report::MetricsReport;
 use crate::output::write_stdout;
 
 /// One row of the report.
@@ -24,6 +27,7 @@ pub(crate) async fn run(
     manager: &SecretsManager,
     json: bool,
 ) -> Result<u8, Failure> {
+    let recorder = json.then(MetricsReport::install);
     let health = manager.health_report().await;
     let rows: Vec<Row> = config
         .provider_status()
@@ -63,8 +67,20 @@ pub(crate) async fn run(
     // A provider that is not available (say, no secrets file) is skipped by lookups, so only
     // an available provider that fails its round trip makes the chain unhealthy.
     let healthy = rows.iter().all(|r| !r.available || r.reachable);
-    let text = if json {
-        render_json(&rows, writer.as_deref(), healthy)
+    let text = if let Some(recorder) = recorder {
+        let stats = manager.cache_stats();
+        let cache = serde_json::json!({
+            "size": stats.size,
+            "max_size": stats.max_size,
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "inserts": stats.inserts,
+            "evictions": stats.evictions,
+            "expirations": stats.expirations,
+            "loads": stats.loads,
+            "load_failures": stats.load_failures,
+        });
+        render_json(&rows, writer.as_deref(), healthy, cache, recorder.to_json())
     } else {
         render_table(&rows, writer.as_deref())
     };
@@ -72,7 +88,13 @@ pub(crate) async fn run(
     Ok(if healthy { 0 } else { exit::PROVIDER })
 }
 
-fn render_json(rows: &[Row], writer: Option<&str>, healthy: bool) -> String {
+fn render_json(
+    rows: &[Row],
+    writer: Option<&str>,
+    healthy: bool,
+    cache: serde_json::Value,
+    metrics: serde_json::Value,
+) -> String {
     let providers: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -86,8 +108,13 @@ fn render_json(rows: &[Row], writer: Option<&str>, healthy: bool) -> String {
             })
         })
         .collect();
-    let document =
-        serde_json::json!({ "providers": providers, "writer": writer, "healthy": healthy });
+    let document = serde_json::json!({
+        "providers": providers,
+        "writer": writer,
+        "healthy": healthy,
+        "cache": cache,
+        "metrics": metrics,
+    });
     format!("{document}\n")
 }
 
