@@ -24,8 +24,20 @@ use serde_json::Value;
 
 const SENTINEL: &str = "qZ7SENTINELxK";
 
+const DIR_PREFIX: &str = "config-input-fuzz-";
+
 static STORE: LazyLock<ConfigStore> = LazyLock::new(|| {
-    let dir = std::env::temp_dir().join(format!("config-input-fuzz-{}", std::process::id()));
+    // libFuzzer ends with `exit`, so a run cannot remove its store; the next run removes
+    // the stores of runs that have ended.
+    let temp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX));
+        if pid.is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = temp.join(format!("{DIR_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cipher = CredentialCipher::from_fernet_key("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")
         .expect("a valid key");
