@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use crate::bench::Bench;
 
 const USAGE: &str =
-    "usage: cargo xtask <ci|test|bench NAME|fuzz [SECONDS]|reliability [NAME...]|help>
+    "usage: cargo xtask <ci|test|bench NAME|fuzz [--seconds N] [TARGET...]|reliability [NAME...]|help>
 
   ci     every check CI runs, stopping at the first failure: the repository is
          self-contained, fmt, dependency boundaries, clippy, the facade's feature matrix,
@@ -39,8 +39,10 @@ const USAGE: &str =
          Vault provider through the chain against OpenBao; config [--backend postgres]:
          cached provider configuration beside an uncached database read, and on PostgreSQL
          the cross-replica invalidation latency (target/bench/*.json)
-  fuzz   run each fuzz target (credential decrypt, secrets-file parser) for SECONDS (60)
-         (cargo-fuzz, nightly); ci runs each for 10 s
+  fuzz   run each fuzz target (or the TARGETs named) for N seconds (60; `fuzz N` works
+         too): decrypt (credentials), secrets_file (file parser), vault_response (Vault
+         answers), aws_secret_json (AWS secret values), config_input (`secrets config`
+         inputs on SQLite) (cargo-fuzz, nightly); ci runs each for a few seconds
   reliability  the long reliability checks (fuzzing, crash and multi-process safety, faults,
          leaks, load) with the real servers; regenerates docs/reliability.md from their figures
 
@@ -70,6 +72,8 @@ enum Task {
     Bench(Bench),
     Fuzz {
         seconds: u32,
+        /// The targets to run (`FUZZ_TARGETS` names); empty: all of them.
+        targets: Vec<&'static str>,
     },
     /// `cargo xtask reliability`: the checks to run at full scale (`None`: only the document).
     Reliability(Option<Vec<reliability::Check>>),
@@ -122,13 +126,7 @@ fn parse_args(args: &[&str]) -> Result<Task, UsageError> {
                 bench::USAGE,
             )),
         },
-        ["fuzz"] => Ok(Task::Fuzz { seconds: 60 }),
-        ["fuzz", seconds, rest @ ..] => match seconds.parse() {
-            Ok(seconds) => no_more(Task::Fuzz { seconds }, rest, USAGE),
-            Err(_) => Err(usage(format!(
-                "SECONDS must be a whole number, not `{seconds}`"
-            ))),
-        },
+        ["fuzz", rest @ ..] => parse_fuzz(rest),
         ["reliability", "help" | "-h" | "--help"] => Ok(Task::Help(reliability::USAGE)),
         ["reliability", names @ ..] => reliability::parse(names)
             .map(Task::Reliability)
@@ -178,7 +176,9 @@ fn execute(task: Task) -> Result<()> {
         Task::Ci => ci(&root)?,
         Task::Test => test(&root)?,
         Task::Bench(which) => bench::bench(&root, which)?,
-        Task::Fuzz { seconds } => fuzz(&root, seconds, FuzzBuild::Thorough)?,
+        Task::Fuzz { seconds, targets } => {
+            fuzz_targets(&root, seconds, FuzzBuild::Thorough, &targets).map(drop)?;
+        }
         Task::Reliability(checks) => reliability::reliability(&root, checks)?,
         Task::Help(usage) => println!("{usage}"),
     }
@@ -211,11 +211,53 @@ const FUZZ_TARGETS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("secrets_file.dict"),
         Some("seeds/secrets_file"),
     ),
+    (
+        "vault_response",
+        Some("vault_response.dict"),
+        Some("seeds/vault_response"),
+    ),
+    (
+        "aws_secret_json",
+        Some("aws_secret_json.dict"),
+        Some("seeds/aws_secret_json"),
+    ),
+    (
+        "config_input",
+        Some("config_input.dict"),
+        Some("seeds/config_input"),
+    ),
 ];
+
+/// `fuzz [--seconds N | N] [TARGET...]`.
+fn parse_fuzz(args: &[&str]) -> Result<Task, UsageError> {
+    let usage = |problem: String| UsageError::new(Some(problem), USAGE);
+    let (seconds, names) = match args {
+        ["--seconds", n, rest @ ..] => (Some(*n), rest),
+        [n, rest @ ..] if n.starts_with(|c: char| c.is_ascii_digit()) => (Some(*n), rest),
+        rest => (None, rest),
+    };
+    let seconds = match seconds {
+        None => 60,
+        Some(n) => n
+            .parse()
+            .map_err(|_| usage(format!("SECONDS must be a whole number, not `{n}`")))?,
+    };
+    let targets = names
+        .iter()
+        .map(|name| {
+            FUZZ_TARGETS
+                .iter()
+                .map(|(target, ..)| *target)
+                .find(|target| target == name)
+                .ok_or_else(|| usage(format!("unknown fuzz target `{name}`")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Task::Fuzz { seconds, targets })
+}
 
 /// How long `cargo xtask ci` fuzzes each target: a smoke test that the targets build and
 /// their oracles hold on a first batch of inputs. Longer runs: `cargo xtask fuzz SECONDS`.
-const CI_FUZZ_SECONDS: u32 = 10;
+const CI_FUZZ_SECONDS: u32 = 5;
 
 /// How a fuzz run builds its targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +272,7 @@ enum FuzzBuild {
 /// Runs every fuzz target for `seconds` (installing cargo-fuzz into the tools cache when
 /// missing; it needs the nightly toolchain).
 fn fuzz(root: &Path, seconds: u32, build: FuzzBuild) -> Result<()> {
-    fuzz_targets(root, seconds, build).map(drop)
+    fuzz_targets(root, seconds, build, &[]).map(drop)
 }
 
 /// What one fuzz run did: the target, libFuzzer's executions and seconds, the corpus size.
@@ -243,7 +285,7 @@ struct FuzzRun {
 
 /// `cargo xtask reliability fuzz`: every target for `seconds`, thorough build; one row each.
 pub(crate) fn fuzz_and_report(root: &Path, seconds: u32) -> Result<Vec<serde_json::Value>> {
-    let runs = fuzz_targets(root, seconds, FuzzBuild::Thorough)?;
+    let runs = fuzz_targets(root, seconds, FuzzBuild::Thorough, &[])?;
     Ok(runs
         .iter()
         .map(|r| {
@@ -259,10 +301,19 @@ pub(crate) fn fuzz_and_report(root: &Path, seconds: u32) -> Result<Vec<serde_jso
         .collect())
 }
 
-fn fuzz_targets(root: &Path, seconds: u32, build: FuzzBuild) -> Result<Vec<FuzzRun>> {
+/// Runs the targets named in `only` (all when empty) for `seconds` each.
+fn fuzz_targets(
+    root: &Path,
+    seconds: u32,
+    build: FuzzBuild,
+    only: &[&str],
+) -> Result<Vec<FuzzRun>> {
     let cargo_fuzz = tools::ensure(&tools::CARGO_FUZZ)?;
     let mut runs = Vec::new();
-    for (target, dict, seeds) in FUZZ_TARGETS {
+    let chosen = FUZZ_TARGETS
+        .iter()
+        .filter(|(target, ..)| only.is_empty() || only.contains(target));
+    for (target, dict, seeds) in chosen {
         let corpus = root.join("fuzz/corpus").join(target);
         std::fs::create_dir_all(&corpus)
             .with_context(|| format!("creating {}", corpus.display()))?;
@@ -492,8 +543,21 @@ mod tests {
             parse_args(&["bench", "config", "--backend", "sqlite"]),
             Ok(Task::Bench(Bench::Config))
         );
-        assert_eq!(parse_args(&["fuzz"]), Ok(Task::Fuzz { seconds: 60 }));
-        assert_eq!(parse_args(&["fuzz", "5"]), Ok(Task::Fuzz { seconds: 5 }));
+        let fuzz = |seconds, targets: &[&'static str]| Task::Fuzz {
+            seconds,
+            targets: targets.to_vec(),
+        };
+        assert_eq!(parse_args(&["fuzz"]), Ok(fuzz(60, &[])));
+        assert_eq!(parse_args(&["fuzz", "5"]), Ok(fuzz(5, &[])));
+        assert_eq!(parse_args(&["fuzz", "--seconds", "7"]), Ok(fuzz(7, &[])));
+        assert_eq!(
+            parse_args(&["fuzz", "--seconds", "7", "vault_response", "decrypt"]),
+            Ok(fuzz(7, &["vault_response", "decrypt"]))
+        );
+        assert_eq!(
+            parse_args(&["fuzz", "config_input"]),
+            Ok(fuzz(60, &["config_input"]))
+        );
         for help in ["help", "-h", "--help"] {
             assert_eq!(parse_args(&[help]), Ok(Task::Help(USAGE)));
         }
@@ -510,6 +574,9 @@ mod tests {
         assert_eq!(usage_of(&["bogus"]), Err(USAGE));
         assert_eq!(usage_of(&["ci", "--bogus"]), Err(USAGE));
         assert_eq!(usage_of(&["fuzz", "soon"]), Err(USAGE));
+        assert_eq!(usage_of(&["fuzz", "5x"]), Err(USAGE));
+        assert_eq!(usage_of(&["fuzz", "--seconds"]), Err(USAGE));
+        assert_eq!(usage_of(&["fuzz", "--seconds", "7", "bogus"]), Err(USAGE));
         assert_eq!(usage_of(&["bench"]), Err(bench::USAGE));
         assert_eq!(usage_of(&["bench", "bogus"]), Err(bench::USAGE));
         assert_eq!(usage_of(&["bench", "cache", "extra"]), Err(bench::USAGE));

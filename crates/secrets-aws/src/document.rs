@@ -103,6 +103,19 @@ pub(crate) fn parse_for_edit(
             ),
             secret,
         )),
+        // Lookups skip the values they do not use without decoding them, so a nested string
+        // holding an escape no Rust string can keep (a lone surrogate, `"\udc00"`, which
+        // Python's `json` reads) reads fine but cannot be written back unchanged.
+        Err(e) if parse(text, secret).is_ok() => Err(malformed(
+            format!(
+                "the secret holds a value an edit cannot keep unchanged at line {}, column {} \
+                 (such as a \\u escape of a lone surrogate, which no UTF-8 text can hold); \
+                 lookups still read it; change that value in Secrets Manager first",
+                e.line(),
+                e.column()
+            ),
+            secret,
+        )),
         Err(e) => Err(json_error(&e, secret)),
     }
 }
@@ -334,6 +347,36 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Malformed);
             assert!(!shown.contains(SENTINEL), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_lone_surrogate_the_lookups_skip_is_read_but_an_edit_refuses_it_clearly() {
+        // Found by the aws_secret_json fuzz target: the two parsers disagreed.
+        let text = format!(r#"{{"K": "{SENTINEL}", "O": {{"x": "\udc00"}}}}"#);
+        let doc = entries(&text).unwrap();
+        assert_eq!(doc.lookup("K", "s").unwrap().unwrap().expose(), SENTINEL);
+        let e = parse_for_edit(&text, "app/secret").unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert_eq!(e.kind(), ErrorKind::Malformed);
+        assert!(
+            shown.contains("cannot keep") && shown.contains("column"),
+            "{shown}"
+        );
+        assert!(!shown.contains(SENTINEL), "{shown}");
+        // Where the lookups must decode it, both refuse it as invalid JSON.
+        let e = entries(r#"{"K": "\udc00"}"#).unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn an_edit_keeps_every_number_exactly() {
+        // Found by the aws_secret_json fuzz target: without serde_json's `float_roundtrip`,
+        // this number read back one unit in the last place away after an edit.
+        let text = r#"{"n": 1.7976931348623114e308, "m": 0.30000000000000004, "k": 5e-324}"#;
+        let map = parse_for_edit(text, "s").unwrap();
+        let again = parse_for_edit(&serialize(&map), "s").unwrap();
+        assert_eq!(again, map);
+        assert_eq!(again["n"].as_f64(), Some(1.797_693_134_862_311_4e308));
     }
 
     #[test]

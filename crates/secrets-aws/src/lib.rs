@@ -31,6 +31,8 @@
 mod client;
 mod document;
 mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod plain_http;
 mod provider;
 mod response_limit;

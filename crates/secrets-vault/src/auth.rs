@@ -503,34 +503,14 @@ impl Auth {
         if !reply.is_success() {
             return Err(status_error(&reply, &url, "looking the token up"));
         }
-        let mut body = reply.json(&url)?;
-        let data = body.get("data");
-        let seconds = |name: &str| {
-            data.and_then(|d| d.get(name))
-                .and_then(Value::as_u64)
-                .map(Duration::from_secs)
-        };
-        let ttl = seconds("ttl").unwrap_or_default();
-        let period = seconds("period").filter(|p| !p.is_zero());
-        let full_ttl = period.or(seconds("creation_ttl")).unwrap_or(ttl).max(ttl);
-        let renewable = data
-            .and_then(|d| d.get("renewable"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        scrub(&mut body);
+        let lease = lease_from_lookup(&reply, &url, unknown)?;
         tracing::debug!(
             provider = PROVIDER_NAME,
-            ttl_secs = ttl.as_secs(),
-            renewable,
+            ttl_secs = lease.ttl.as_secs(),
+            renewable = lease.renewable,
             "token looked up"
         );
-        Ok(Lease {
-            ttl,
-            renewable,
-            full_ttl,
-            exhausted: false,
-            ..unknown
-        })
+        Ok(lease)
     }
 
     /// The lease in the `auth` object of a login or renewal answer.
@@ -540,47 +520,85 @@ impl Auth {
         url: &reqwest::Url,
         renewing: Option<&Lease>,
     ) -> Result<Lease, ProviderError> {
-        let now = self.clock.now();
-        let mut body = reply.json(url)?;
-        let malformed = |what: &str| {
-            ProviderError::new(
-                PROVIDER_NAME,
-                ErrorKind::Malformed,
-                format!("the answer has no {what}"),
-            )
-            .with_location(Location::Url(url.to_string()))
-        };
-        let result = (|| {
-            let auth = body
-                .get_mut("auth")
-                .ok_or_else(|| malformed("`auth` object"))?;
-            let ttl = Duration::from_secs(
-                auth.get("lease_duration")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| malformed("`auth.lease_duration` number"))?,
-            );
-            let renewable = auth
-                .get("renewable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let token = match auth.get_mut("client_token") {
-                Some(Value::String(token)) if !token.is_empty() => {
-                    Secret::new(std::mem::take(token))
-                }
-                _ => return Err(malformed("`auth.client_token` string")),
-            };
-            Ok(Lease {
-                token,
-                ttl,
-                renewable,
-                since: now,
-                full_ttl: renewing.map_or(ttl, |l| l.full_ttl),
-                exhausted: false,
-            })
-        })();
-        scrub(&mut body);
-        result
+        lease_from_auth(reply, url, self.clock.now(), renewing)
     }
+}
+
+/// The lease in the `auth` object of a login or renewal answer, obtained at `now`.
+pub(crate) fn lease_from_auth(
+    reply: &Reply,
+    url: &reqwest::Url,
+    now: Duration,
+    renewing: Option<&Lease>,
+) -> Result<Lease, ProviderError> {
+    let mut body = reply.json(url)?;
+    let malformed = |what: &str| {
+        ProviderError::new(
+            PROVIDER_NAME,
+            ErrorKind::Malformed,
+            format!("the answer has no {what}"),
+        )
+        .with_location(Location::Url(url.to_string()))
+    };
+    let result = (|| {
+        let auth = body
+            .get_mut("auth")
+            .ok_or_else(|| malformed("`auth` object"))?;
+        let ttl = Duration::from_secs(
+            auth.get("lease_duration")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| malformed("`auth.lease_duration` number"))?,
+        );
+        let renewable = auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let token = match auth.get_mut("client_token") {
+            Some(Value::String(token)) if !token.is_empty() => Secret::new(std::mem::take(token)),
+            _ => return Err(malformed("`auth.client_token` string")),
+        };
+        Ok(Lease {
+            token,
+            ttl,
+            renewable,
+            since: now,
+            full_ttl: renewing.map_or(ttl, |l| l.full_ttl),
+            exhausted: false,
+        })
+    })();
+    scrub(&mut body);
+    result
+}
+
+/// The lease a token lookup (`lookup-self`, `200`) describes; `unknown` is the lease of the
+/// token looked up with nothing known of its lifetime.
+pub(crate) fn lease_from_lookup(
+    reply: &Reply,
+    url: &reqwest::Url,
+    unknown: Lease,
+) -> Result<Lease, ProviderError> {
+    let mut body = reply.json(url)?;
+    let data = body.get("data");
+    let seconds = |name: &str| {
+        data.and_then(|d| d.get(name))
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+    };
+    let ttl = seconds("ttl").unwrap_or_default();
+    let period = seconds("period").filter(|p| !p.is_zero());
+    let full_ttl = period.or(seconds("creation_ttl")).unwrap_or(ttl).max(ttl);
+    let renewable = data
+        .and_then(|d| d.get("renewable"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    scrub(&mut body);
+    Ok(Lease {
+        ttl,
+        renewable,
+        full_ttl,
+        exhausted: false,
+        ..unknown
+    })
 }
 
 fn not_configured() -> ProviderError {

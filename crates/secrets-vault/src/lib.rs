@@ -51,6 +51,8 @@
 //! ```
 
 mod auth;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod kv;
 mod provider;
