@@ -206,7 +206,16 @@ impl PgDb {
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(OPERATION_TIMEOUT))
-            .create_timeout(Some(connect::CONNECT_TIMEOUT))
+            // The URL's `connect_timeout` bounds the whole set-up (TCP, TLS, start-up), not
+            // only the TCP connect tokio-postgres applies it to: a server that accepts and
+            // then never answers must fail as fast as one that refuses.
+            .create_timeout(Some(
+                settings
+                    .config
+                    .get_connect_timeout()
+                    .copied()
+                    .unwrap_or(connect::CONNECT_TIMEOUT),
+            ))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|_| {
