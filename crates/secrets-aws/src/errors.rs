@@ -269,6 +269,17 @@ const NO_CREDENTIALS: &str = "no AWS credentials found (environment, profile, we
 fn credentials_problem(
     error: &(dyn std::error::Error + 'static),
 ) -> Option<(ErrorKind, Cow<'static, str>)> {
+    if identity_load_timed_out(error) {
+        // The SDK's identity cache gave up on a credentials chain that kept failing or
+        // retrying (an instance metadata service answering 5xx on a loaded machine): an
+        // outage, not a missing configuration.
+        return Some((
+            ErrorKind::Timeout,
+            "loading AWS credentials timed out (a credentials endpoint such as the instance \
+             metadata service kept failing or did not answer)"
+                .into(),
+        ));
+    }
     let credentials = find_cause::<CredentialsError>(error)?;
     Some(match credentials {
         CredentialsError::CredentialsNotLoaded(_) => {
@@ -286,6 +297,20 @@ fn credentials_problem(
         ),
         _ => credentials_failure(credentials),
     })
+}
+
+/// Whether the SDK's identity cache timed out loading credentials. Its error type is private,
+/// so the leaf cause's fixed text is compared (a leaf without a source; the text is never
+/// shown, and this type's text holds only a duration).
+fn identity_load_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.source().is_none() && !e.is::<std::io::Error>() {
+            return e.to_string().starts_with("identity resolver timed out");
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A credentials provider that failed: a network failure reaching its endpoint or a server
