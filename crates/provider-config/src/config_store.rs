@@ -171,6 +171,9 @@ impl ConfigStoreBuilder {
             .audit
             .as_ref()
             .is_some_and(|trail| trail.shares_transactions_with(&backend));
+        if let (Some(trail), true, false) = (&self.audit, audit_in_tx, self.read_only) {
+            trail.repair_outbox(&backend)?;
+        }
         let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self
             .invalidator

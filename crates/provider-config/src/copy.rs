@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::audit::{AuditKey, ChainReport, RawRow, python_str, verify};
+use crate::audit::{AuditKey, AuditTrail, ChainReport, RawRow, python_str, verify};
 use crate::backend::{Backend, Tables};
 use crate::caches::Invalidation;
 use crate::rows::{CredentialRow, Rows, TxError};
@@ -48,7 +48,14 @@ pub fn copy_store(
     key: &AuditKey,
 ) -> Result<CopyReport, StoreError> {
     let (chain_key, row_key) = (key.chain_key(), key.row_key());
-    let source_jobs = Backend::open(&from.jobs_location(), Tables::Jobs)?;
+    // A change a crash left without its audit row (SQLite) gets it before the chain is
+    // copied (`audit::outbox`).
+    let source_trail = AuditTrail::open_at(&from.audit_location(), key.clone())?;
+    let source_jobs =
+        Backend::open_jobs_with_audit(&from.jobs_location(), source_trail.sqlite_path())?;
+    if source_trail.shares_transactions_with(&source_jobs) {
+        source_trail.repair_outbox(&source_jobs)?;
+    }
     let source_audit = Backend::open(&from.audit_location(), Tables::Audit)?;
     let configs = source_jobs.read("reading the configurations to copy", |rows| {
         rows.config_all_rows()

@@ -155,6 +155,9 @@ impl CredentialStore {
         let audit_in_tx = audit
             .as_ref()
             .is_some_and(|trail| trail.shares_transactions_with(&backend));
+        if let (Some(trail), true) = (&audit, audit_in_tx) {
+            trail.repair_outbox(&backend)?;
+        }
         Ok(Self {
             inner: Arc::new(CredInner {
                 backend,

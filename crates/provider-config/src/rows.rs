@@ -197,6 +197,40 @@ pub(crate) trait AuditRows {
     fn audit_copy(&self, row: &RawRow) -> Result<(), TxError>;
     /// Moves the id generator past the largest id (after rows were copied with theirs).
     fn audit_sync_ids(&self) -> Result<(), TxError>;
+    /// What became of the row appended as `id` with `entry_hash`.
+    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError>;
+    /// The audit rows kept beside the changes of the last write transaction (SQLite:
+    /// `audit_outbox` in jobs.db, see `audit::outbox`; PostgreSQL: none, the change and its
+    /// row are in one database).
+    fn audit_outbox(&self) -> Result<Vec<OutboxRow>, TxError>;
+    /// Empties the outbox.
+    fn audit_outbox_clear(&self) -> Result<(), TxError>;
+    /// Keeps `row` in the outbox until a later write transaction has seen it in the trail.
+    fn audit_outbox_add(&self, row: &OutboxRow) -> Result<(), TxError>;
+}
+
+/// An audit row as appended in a configuration database's write transaction: enough to
+/// recognise it in the trail, and to append its event again when it is not there.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OutboxRow {
+    pub(crate) entry_id: i64,
+    pub(crate) entry_hash: String,
+    pub(crate) timestamp: String,
+    pub(crate) event: crate::audit::AuditEvent,
+    /// A MAC over the other fields under the trail's row key: a row planted in jobs.db by
+    /// someone without the key is never signed into the chain.
+    pub(crate) mac: String,
+}
+
+/// What became of an appended audit row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowFate {
+    /// The row is in the trail.
+    Stored,
+    /// Its id was handed out but the row is gone (a cleanup removed it).
+    Removed,
+    /// The trail never committed it: its id was never used, or was used again by another row.
+    Lost,
 }
 
 /// Everything a store may touch in one transaction.

@@ -477,3 +477,56 @@ fn rotate_db_killed_midway_leaves_every_row_readable() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(r.stderr.contains("credential row"), "{}", r.stderr);
 }
+
+/// A crash between the commits of jobs.db and audit.db (simulated by putting back audit.db
+/// as it was before a change): `audit verify` reports the change without its row, a read
+/// changes nothing, and the next write appends the row from the outbox.
+#[test]
+fn audit_verify_reports_a_change_a_crash_left_unrecorded_until_the_next_write() {
+    let sb = Sandbox::new();
+    assert_eq!(
+        sb.run(&["config", "update", "replicate", r#"{"a": 1}"#])
+            .code,
+        0
+    );
+    let audit = sb.state().join("audit.db");
+    let saved = sb.state().join("audit.saved");
+    fs::copy(&audit, &saved).unwrap();
+    assert_eq!(
+        sb.run(&["config", "update", "replicate", r#"{"b": 2}"#])
+            .code,
+        0
+    );
+    fs::copy(&saved, &audit).unwrap();
+
+    for _ in 0..2 {
+        let r = sb.run(&["audit", "verify"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("intact: 1 entries"), "{}", r.stdout);
+        assert!(
+            r.stdout
+                .contains("1 configuration change(s) committed without their audit row"),
+            "{}",
+            r.stdout
+        );
+        let report = json_of(&sb.run(&["audit", "verify", "--json"]));
+        assert_eq!(report["unrecorded_changes"], 1);
+        // Reading repairs nothing (read commands never write).
+        assert_eq!(json_of(&sb.run(&["config", "get", "replicate"]))["b"], 2);
+    }
+    assert_eq!(
+        sb.run(&["config", "update", "replicate", r#"{"c": 3}"#])
+            .code,
+        0
+    );
+    let report = json_of(&sb.run(&["audit", "verify", "--json"]));
+    assert_eq!(
+        (report["valid"].clone(), report["entries_checked"].clone()),
+        (json!(true), json!(3))
+    );
+    assert_eq!(report["unrecorded_changes"], 0);
+    let entries = json_of(&sb.run(&["audit", "list", "--json"]));
+    assert_eq!(entries[1]["details"]["changed_keys"], json!(["b"]));
+    assert_eq!(entries[1]["details"]["recovered"], true);
+    assert_eq!(entries[0]["details"]["changed_keys"], json!(["c"]));
+}

@@ -365,7 +365,7 @@ fn reading_commands_work_on_a_read_only_database_and_change_nothing() {
         .raw()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 // 6. A BLOB or non-UTF-8 row: named when read, fixable with set/delete, reported by

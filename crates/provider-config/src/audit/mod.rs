@@ -17,6 +17,7 @@
 //!   first kept row and the hash it links to, so the rest still verifies.
 
 mod key;
+mod outbox;
 pub(crate) mod verify;
 
 use std::fmt;
@@ -274,7 +275,7 @@ fn text_or_none(value: &Value) -> Option<String> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -285,7 +286,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Equality of two strings in time that depends only on their lengths.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -417,6 +418,13 @@ impl RawRow {
     }
 }
 
+/// A row just appended.
+pub(crate) struct Appended {
+    id: i64,
+    entry_hash: String,
+    timestamp: String,
+}
+
 struct TrailInner {
     backend: Backend,
     chain_key: hmac::Key,
@@ -531,20 +539,26 @@ impl AuditTrail {
             .backend
             .write("appending to the audit trail", |tx| {
                 tx.audit_lock_chain()?;
-                self.append_in(tx, event, None)
+                Ok(self.append_in(tx, event, None, None)?.id)
             })
     }
 
     /// Appends an event in `tx`, a write transaction of another store on the same database
     /// (PostgreSQL) or on a connection that has this trail's file attached (SQLite), so the
-    /// change and its audit row commit or roll back together.
+    /// change and its audit row commit or roll back together. At most one event per
+    /// transaction: the row is also kept in the store's outbox (SQLite), which this call
+    /// first settles, see [`outbox`].
     pub(crate) fn append_in_tx(
         &self,
         tx: &dyn AuditRows,
         event: &AuditEvent,
     ) -> Result<i64, TxError> {
         tx.audit_lock_chain()?;
-        self.append_in(tx, event, None)
+        self.settle_outbox(tx)?;
+        let appended = self.append_in(tx, event, None, None)?;
+        let id = appended.id;
+        tx.audit_outbox_add(&self.outbox_row(appended, event.clone()))?;
+        Ok(id)
     }
 
     /// Whether this trail is in the database of `backend` (PostgreSQL) or attached to its
@@ -589,18 +603,20 @@ impl AuditTrail {
         unblock(move || trail.append(&event)).await
     }
 
-    /// Appends a row in `tx`, which holds the chain lock.
+    /// Appends a row in `tx`, which holds the chain lock, stamped `timestamp` (now when
+    /// `None`).
     fn append_in(
         &self,
         tx: &dyn AuditRows,
         event: &AuditEvent,
         previous_hash: Option<String>,
-    ) -> Result<i64, TxError> {
+        timestamp: Option<&str>,
+    ) -> Result<Appended, TxError> {
         let previous_hash = match previous_hash {
             Some(hash) => hash,
             None => self.checked_last_hash(tx)?,
         };
-        let timestamp = Timestamp::now().to_string();
+        let timestamp = timestamp.map_or_else(|| Timestamp::now().to_string(), str::to_owned);
         let mut details = event.details.clone();
         details.insert(ROW_MAC_MARKER.to_owned(), Json::from(ROW_MAC_VERSION));
         details.insert(HEAD_MARKER.to_owned(), Json::from(1));
@@ -653,9 +669,13 @@ impl AuditTrail {
         tx.audit_set_head(&AuditHead {
             last_id: id,
             mac: head_mac(&self.inner.row_key, id, &hash),
-            entry_hash: hash,
+            entry_hash: hash.clone(),
         })?;
-        Ok(id)
+        Ok(Appended {
+            id,
+            entry_hash: hash,
+            timestamp,
+        })
     }
 
     /// Rows matching `filter`, newest first.
@@ -736,7 +756,7 @@ impl AuditTrail {
                 .detail("removed_through_id", last_removed)
                 .detail("first_kept_id", first_kept.map_or(Json::Null, Json::from))
                 .detail("anchor_hash", python_str(&anchor));
-                let checkpoint = self.append_in(tx, &event, Some(previous_hash))?;
+                let checkpoint = self.append_in(tx, &event, Some(previous_hash), None)?.id;
                 Ok(CleanupReport {
                     removed,
                     checkpoint_id: Some(checkpoint),

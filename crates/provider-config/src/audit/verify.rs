@@ -34,6 +34,11 @@ pub struct ChainReport {
     pub checkpoint_id: Option<i64>,
     /// Rows whose MAC over every column was checked.
     pub row_macs_checked: u64,
+    /// Configuration changes committed without their audit row, which the next write to
+    /// the configuration store appends (SQLite: a process stopped between the two commits).
+    /// The chain alone cannot know them: [`verify`](super::AuditTrail::verify) leaves 0, and
+    /// [`unrecorded_changes`](super::AuditTrail::unrecorded_changes) counts them.
+    pub unrecorded_changes: u64,
 }
 
 impl ChainReport {
@@ -218,6 +223,7 @@ pub(crate) fn verify(
     row_key: &hmac::Key,
 ) -> Result<ChainReport, TxError> {
     let mut report = ChainReport {
+        unrecorded_changes: 0,
         valid: true,
         entries_checked: 0,
         broken_links: Vec::new(),

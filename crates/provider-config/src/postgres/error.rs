@@ -103,6 +103,29 @@ impl PgError {
         }
     }
 
+    /// The connection was closed (by the server, the network, or a proxy) before or while
+    /// the statement was sent.
+    pub(crate) fn is_closed_connection(&self) -> bool {
+        match self {
+            Self::Client(e) => {
+                e.is_closed()
+                    || io_error(e).is_some_and(|io| {
+                        matches!(
+                            io.kind(),
+                            io::ErrorKind::ConnectionReset
+                                | io::ErrorKind::BrokenPipe
+                                | io::ErrorKind::UnexpectedEof
+                                | io::ErrorKind::NotConnected
+                        )
+                    })
+            }
+            Self::Server { code, .. } => {
+                matches!(*code, SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the connection this came from can no longer be trusted (closed, or a
     /// statement whose answer never came).
     pub(crate) fn breaks_connection(&self) -> bool {

@@ -265,10 +265,10 @@ impl PgDb {
         let client = self
             .client()
             .map_err(|e| self.error(operation, TxError::Postgres(e)))?;
-        let rows = PgRows::new(&client, &self.origin);
+        let rows = PgRows::new(client, &self.pool, &self.origin);
         let result = f(&rows);
         let broken = rows.is_broken();
-        Self::release(client, broken);
+        Self::release(rows.into_client(), broken);
         result.map_err(|e| self.error(operation, e))
     }
 

@@ -2,9 +2,9 @@
 //! with the locks PostgreSQL needs where SQLite's `BEGIN IMMEDIATE` held the whole
 //! database, and the `NOTIFY` that tells the other replicas what changed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{Object, Pool};
 use rusqlite::types::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -15,7 +15,8 @@ use crate::audit::{AuditFilter, RawRow, python_str};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
 use crate::rows::{
-    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError,
+    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, OutboxRow,
+    RowFate, TxError,
 };
 
 /// An audit row whose column cannot be kept exactly in PostgreSQL's typed column.
@@ -38,19 +39,31 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 /// A pooled connection, remembering whether it may be broken.
 pub(crate) struct PgRows<'a> {
-    client: &'a Object,
+    client: RefCell<Object>,
+    /// Where a replacement comes from when the pooled connection turns out closed.
+    pool: &'a Pool,
     /// Names the store in the notifications it sends.
     origin: &'a str,
     broken: Cell<bool>,
+    /// Whether a statement has been sent on this connection (after which nothing is
+    /// retried: the session may hold a transaction's state).
+    used: Cell<bool>,
 }
 
 impl<'a> PgRows<'a> {
-    pub(crate) fn new(client: &'a Object, origin: &'a str) -> Self {
+    pub(crate) fn new(client: Object, pool: &'a Pool, origin: &'a str) -> Self {
         Self {
-            client,
+            client: RefCell::new(client),
+            pool,
             origin,
             broken: Cell::new(false),
+            used: Cell::new(false),
         }
+    }
+
+    /// The connection, for the pool to take back (or close when broken).
+    pub(crate) fn into_client(self) -> Object {
+        self.client.into_inner()
     }
 
     pub(crate) fn is_broken(&self) -> bool {
@@ -59,6 +72,37 @@ impl<'a> PgRows<'a> {
 
     pub(crate) fn mark_broken(&self) {
         self.broken.set(true);
+    }
+
+    /// Runs `op` on the connection. A pooled connection can have been closed by the
+    /// server or the network while it sat idle, before its connection task noticed (so
+    /// the pool's check passed): when the first statement finds the connection closed,
+    /// nothing of it ran, and it is sent again on another connection.
+    fn run<T>(&self, op: impl Fn(&Object) -> Result<T, PgError>) -> Result<T, TxError> {
+        let first = !self.used.replace(true);
+        let mut result = op(&self.client.borrow());
+        if first {
+            // Every idle connection may be stale; a new one is never retried.
+            for _ in 0..=super::POOL_SIZE {
+                let retry = matches!(&result, Err(e) if e.is_closed_connection())
+                    && Object::metrics(&self.client.borrow()).recycle_count > 0;
+                if !retry {
+                    break;
+                }
+                let fresh = self.check(super::runtime().and_then(|runtime| {
+                    // As `PgDb::client`: the pool's timers and tasks belong to that runtime.
+                    let _context = runtime.enter();
+                    wait(self.pool.get()).and_then(|r| r.map_err(PgError::from))
+                }))?;
+                let stale = self.client.replace(fresh);
+                drop(Object::take(stale));
+                tracing::debug!(
+                    "a pooled PostgreSQL connection was closed while idle; the statement was sent on another"
+                );
+                result = op(&self.client.borrow());
+            }
+        }
+        self.check(result)
     }
 
     fn check<T>(&self, result: Result<T, PgError>) -> Result<T, TxError> {
@@ -72,34 +116,32 @@ impl<'a> PgRows<'a> {
 
     /// Runs statements without parameters (`BEGIN`, `COMMIT`, `VACUUM`...).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), TxError> {
-        let result = wait(self.client.batch_execute(sql)).and_then(|r| r.map_err(PgError::from));
-        self.check(result)
+        self.run(|client| wait(client.batch_execute(sql)).and_then(|r| r.map_err(PgError::from)))
     }
 
-    fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, TxError> {
-        let result = wait(self.client.prepare_cached(sql)).and_then(|r| r.map_err(PgError::from));
-        self.check(result)
+    fn statement(client: &Object, sql: &str) -> Result<tokio_postgres::Statement, PgError> {
+        wait(client.prepare_cached(sql)).and_then(|r| r.map_err(PgError::from))
     }
 
     fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, TxError> {
-        let statement = self.statement(sql)?;
-        let result =
-            wait(self.client.query(&statement, params)).and_then(|r| r.map_err(PgError::from));
-        self.check(result)
+        self.run(|client| {
+            let statement = Self::statement(client, sql)?;
+            wait(client.query(&statement, params)).and_then(|r| r.map_err(PgError::from))
+        })
     }
 
     fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, TxError> {
-        let statement = self.statement(sql)?;
-        let result =
-            wait(self.client.query_opt(&statement, params)).and_then(|r| r.map_err(PgError::from));
-        self.check(result)
+        self.run(|client| {
+            let statement = Self::statement(client, sql)?;
+            wait(client.query_opt(&statement, params)).and_then(|r| r.map_err(PgError::from))
+        })
     }
 
     fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, TxError> {
-        let statement = self.statement(sql)?;
-        let result =
-            wait(self.client.execute(&statement, params)).and_then(|r| r.map_err(PgError::from));
-        self.check(result)
+        self.run(|client| {
+            let statement = Self::statement(client, sql)?;
+            wait(client.execute(&statement, params)).and_then(|r| r.map_err(PgError::from))
+        })
     }
 
     /// A column of a row (a type mismatch is the schema's fault: an error, not a panic).
@@ -752,5 +794,31 @@ impl AuditRows for PgRows<'_> {
             .query_opt("SELECT count(*) FROM audit_log", &[])?
             .ok_or_else(|| TxError::Postgres(PgError::Unavailable("count returned no row")))?;
         self.get(&row, 0)
+    }
+
+    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError> {
+        let stored = self.query_opt("SELECT entry_hash FROM audit_log WHERE id = $1", &[&id])?;
+        Ok(match stored {
+            Some(row) if self.get::<Option<String>>(&row, 0)?.as_deref() == Some(entry_hash) => {
+                RowFate::Stored
+            }
+            Some(_) => RowFate::Lost,
+            // A sequence also moves for transactions that roll back: an absent row was
+            // either never committed or removed, and no outbox is kept here to ask.
+            None => RowFate::Lost,
+        })
+    }
+
+    // A change and its audit row are in one database, committed together: no outbox.
+    fn audit_outbox(&self) -> Result<Vec<OutboxRow>, TxError> {
+        Ok(Vec::new())
+    }
+
+    fn audit_outbox_clear(&self) -> Result<(), TxError> {
+        Ok(())
+    }
+
+    fn audit_outbox_add(&self, _row: &OutboxRow) -> Result<(), TxError> {
+        Ok(())
     }
 }

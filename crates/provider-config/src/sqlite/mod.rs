@@ -2,6 +2,7 @@
 //! migrations, a small connection pool, and write transactions that take the write lock
 //! up front (`BEGIN IMMEDIATE`), so a read-modify-write never races another process.
 
+pub(crate) mod audit_outbox;
 pub(crate) mod audit_rows;
 pub(crate) mod config_rows;
 pub(crate) mod credential_rows;

@@ -5,12 +5,13 @@
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::{audit_rows, config_rows, credential_rows};
+use super::{audit_outbox, audit_rows, config_rows, credential_rows};
 use crate::audit::{AuditFilter, RawRow};
 use crate::caches::Invalidation;
 use crate::credentials::CredentialInfo;
 use crate::rows::{
-    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, TxError,
+    AuditHead, AuditRows, ConfigRows, CredentialRow, CredentialRows, NewAuditRow, OutboxRow,
+    RowFate, TxError,
 };
 
 impl ConfigRows for Connection {
@@ -203,5 +204,21 @@ impl AuditRows for Connection {
 
     fn audit_sync_ids(&self) -> Result<(), TxError> {
         Ok(())
+    }
+
+    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError> {
+        audit_outbox::row_fate(self, id, entry_hash)
+    }
+
+    fn audit_outbox(&self) -> Result<Vec<OutboxRow>, TxError> {
+        audit_outbox::list(self)
+    }
+
+    fn audit_outbox_clear(&self) -> Result<(), TxError> {
+        audit_outbox::clear(self)
+    }
+
+    fn audit_outbox_add(&self, row: &OutboxRow) -> Result<(), TxError> {
+        audit_outbox::add(self, row)
     }
 }

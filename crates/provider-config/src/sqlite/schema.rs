@@ -9,7 +9,7 @@ use super::Schema;
 
 /// `cloud/jobs.db`: provider configuration and provider credentials.
 pub(crate) const JOBS_DB: Schema = Schema {
-    migrations: &[jobs_v1],
+    migrations: &[jobs_v1, jobs_v2],
 };
 
 /// `audit.db`: the audit chain and the per-row MACs of rows written here.
@@ -89,6 +89,28 @@ fn jobs_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "CREATE INDEX IF NOT EXISTS idx_provider_creds_user ON provider_credentials(user_id);
          CREATE INDEX IF NOT EXISTS idx_provider_creds_provider ON provider_credentials(provider);",
+    )
+}
+
+fn jobs_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    // Ours: the audit rows of the last write transaction, committed with their change so a
+    // crash between the commits of jobs.db and the attached audit.db loses no row (see
+    // `audit::outbox`). The original never reads it.
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit_outbox (
+            entry_id INTEGER PRIMARY KEY,
+            entry_hash TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            action TEXT NOT NULL,
+            actor_id INTEGER,
+            actor_username TEXT,
+            actor_ip TEXT,
+            target_type TEXT,
+            target_id TEXT,
+            details TEXT NOT NULL,
+            mac TEXT NOT NULL
+        );",
     )
 }
 

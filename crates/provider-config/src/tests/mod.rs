@@ -9,6 +9,7 @@ mod audit;
 mod copy;
 mod credentials;
 mod hardware;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod review;

@@ -337,6 +337,46 @@ fn a_terminated_listener_reconnects_clears_the_caches_and_sees_later_writes() {
     assert_eq!(b.get("replicate").unwrap()["v"], 2);
 }
 
+/// Pooled connections the server closed while they sat idle (`pg_terminate_backend`, as
+/// a restart, a failover or a proxy's idle timeout does): the pool's check cannot see it
+/// until the connection's task has read the close, so the store is handed a dead
+/// connection; its first statement, which never ran, is sent again on another one.
+#[test]
+fn idle_pooled_connections_the_server_closed_cost_no_failed_call() {
+    let db = TestDatabase::create();
+    let location = StoreLocation::Postgres(db.url());
+    let (store, _) = replica(&location);
+    store.save("replicate", object(json!({"v": 1}))).unwrap();
+    let listener = store.listener_status().unwrap().backend_pid.unwrap();
+    let admin = db.connect();
+    let mut terminated = 0;
+    for round in 0..30 {
+        // Several connections in the pool: reads from threads at once.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| store.get_uncached("replicate").unwrap());
+            }
+        });
+        let rows = admin.rows(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> ?1",
+            &[P::I(listener.into())],
+        );
+        terminated += rows.len();
+        // At once, before the pool could notice: reads and a write.
+        assert_eq!(
+            store.get_uncached("replicate").unwrap()["v"],
+            1,
+            "round {round}"
+        );
+        store
+            .update("replicate", object(json!({"round": round})))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    assert!(terminated >= 30, "{terminated} connections terminated");
+    assert_eq!(store.get_uncached("replicate").unwrap()["round"], 29);
+}
+
 #[test]
 fn four_replicas_appending_at_once_keep_one_chain() {
     let db = TestDatabase::create();

@@ -176,7 +176,7 @@ fn database_files_are_private() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 fn a_row_holding_invalid_json_is_an_error_naming_the_provider(kind: Kind) {
@@ -510,7 +510,7 @@ fn the_schema_of_a_newer_version_is_refused(kind: Kind) {
                 supported,
                 ..
             } if supported == match kind {
-                Kind::Sqlite => 1,
+                Kind::Sqlite => 2,
                 #[cfg(feature = "postgres")]
                 Kind::Postgres => 2,
             }
