@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+mod support;
 
 use integration_tests::{CapturedLogs, moto, reliability, vault};
 use secrets::aws::{AwsSecretsManagerProvider, AwsSettings};
@@ -36,28 +38,6 @@ const OTHER_PASSPHRASE: &str = "PASS2SENTINELb5Nv";
 const AUDIT_KEY: &str = "AUDITSENTINELp2Lc";
 const AWS_SECRET_KEY: &str = "AWSKEYSENTINELw9Hs";
 const DB_PASSWORD: &str = "DBPASSSENTINELt4Gy";
-
-/// The `secrets` binary of this build (`target/<profile>/secrets`, beside the test's own
-/// `deps/`), with every feature, as `cargo xtask test` and `cargo xtask reliability` build
-/// it. Not built here: a `cargo build` from inside the test would replace the binary that
-/// other tests of the same run are executing, with other features.
-fn cli_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let cli = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in target/<profile>/deps")
-            .join("secrets");
-        assert!(
-            cli.exists(),
-            "{} does not exist: run with `cargo xtask test`, which builds it",
-            cli.display()
-        );
-        cli
-    })
-}
 
 /// What one run of the binary left behind.
 struct Outcome {
@@ -159,7 +139,7 @@ impl Sandbox {
             args.push(format!("-{}", "v".repeat(verbosity)));
         }
         args.extend(case.args.iter().cloned());
-        let mut command = Command::new(cli_binary());
+        let mut command = Command::new(support::secrets_cli());
         command
             .args(&args)
             .env_clear()

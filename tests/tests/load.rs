@@ -6,6 +6,8 @@
 //! 2 s each under `cargo xtask test`, 30 s each under `cargo xtask reliability load` (built
 //! optimised).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -163,20 +165,6 @@ async fn lookups_through_the_full_chain_with_writes() {
     );
 }
 
-fn admin_sql(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-    });
-}
-
 fn replica(
     location: &StoreLocation,
     cipher: &CredentialCipher,
@@ -192,16 +180,8 @@ fn replica(
 
 #[test]
 fn provider_config_reads_on_postgres_with_writes_on_another_replica() {
-    let admin = std::env::var("SECRETS_TEST_DATABASE_URL")
-        .expect("SECRETS_TEST_DATABASE_URL is not set: run the tests with `cargo xtask test`");
-    let name = format!("load_{}", std::process::id());
-    admin_sql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    admin_sql(&admin, &format!("CREATE DATABASE {name}"));
-    let (before, query) = admin.split_once('?').unwrap_or((&admin, ""));
-    let url = format!("{}/{name}?{query}", before.rsplit_once('/').unwrap().0);
+    let db = support::Database::create("load");
+    let url = db.url();
     let location = StoreLocation::Postgres(DatabaseUrl::parse(&url).unwrap());
     let cipher = CredentialCipher::from_passphrase("load test key").unwrap();
     let (reader, _) = replica(&location, &cipher);
@@ -252,11 +232,7 @@ fn provider_config_reads_on_postgres_with_writes_on_another_replica() {
     }
     let rss_end = rss_kb();
     assert_flat("provider-config", rss_start, rss_end);
-    drop((reader, writer));
-    admin_sql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
+    drop((reader, writer, db));
     let total = reads.load(Ordering::Relaxed);
     let rate = total as f64 / elapsed.as_secs_f64();
     eprintln!(

@@ -2,65 +2,15 @@
 //! test` starts, `SECRETS_TEST_DATABASE_URL`): a write in one process drops the others'
 //! cached copy within a second; four processes appending at once keep one audit chain.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrets::config::{AuditKey, AuditTrail, DatabaseUrl, StoreLocation};
+use support::Database;
 
 const AUDIT_KEY: &str = "multi-process test audit key";
-
-fn admin_sql(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-    });
-}
-
-/// A database of its own on the test server, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl Database {
-    fn create() -> Self {
-        let admin = std::env::var("SECRETS_TEST_DATABASE_URL").expect(
-            "SECRETS_TEST_DATABASE_URL is not set: these tests need the PostgreSQL server `cargo xtask test` starts",
-        );
-        let name = format!(
-            "replicas_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        admin_sql(&admin, &format!("CREATE DATABASE {name}"));
-        Self { admin, name }
-    }
-
-    fn url(&self) -> String {
-        let (before, query) = self.admin.split_once('?').unwrap_or((&self.admin, ""));
-        let base = before.rsplit_once('/').unwrap().0;
-        format!("{base}/{}?{query}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin_sql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
 
 /// A replica process (`config_replica`), killed when dropped.
 struct Replica {
@@ -115,7 +65,7 @@ impl Drop for Replica {
 
 #[test]
 fn a_write_in_one_process_drops_the_other_processes_cached_copy_within_a_second() {
-    let db = Database::create();
+    let db = Database::create("replicas");
     let (mut a, mut b) = (Replica::start(&db.url()), Replica::start(&db.url()));
     assert_eq!(a.ask(r#"update replicate {"v": 0}"#), "ok");
     // The update's own notification may reach B after B first caches, and (rightly) drop
@@ -148,7 +98,7 @@ fn a_write_in_one_process_drops_the_other_processes_cached_copy_within_a_second(
 
 #[test]
 fn four_processes_appending_at_once_keep_one_audit_chain() {
-    let db = Database::create();
+    let db = Database::create("replicas");
     let mut replicas: Vec<Replica> = (0..4).map(|_| Replica::start(&db.url())).collect();
     for (n, replica) in replicas.iter_mut().enumerate() {
         replica.send(&format!("append 50 replica-{n}"));

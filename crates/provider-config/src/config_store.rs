@@ -172,7 +172,13 @@ impl ConfigStoreBuilder {
             .as_ref()
             .is_some_and(|trail| trail.shares_transactions_with(&backend));
         if let (Some(trail), true, false) = (&self.audit, audit_in_tx, self.read_only) {
-            trail.repair_outbox(&backend)?;
+            // Not a reason to refuse reading: the next write settles the outbox, and fails
+            // loudly if it must.
+            if let Err(e) = trail.repair_outbox(&backend) {
+                tracing::warn!(
+                    "could not append the audit rows a stopped process left in the outbox: {e}"
+                );
+            }
         }
         let caches = self.caches.unwrap_or_else(|| Arc::new(ConfigCaches::new()));
         let invalidator = self

@@ -156,7 +156,13 @@ impl CredentialStore {
             .as_ref()
             .is_some_and(|trail| trail.shares_transactions_with(&backend));
         if let (Some(trail), true) = (&audit, audit_in_tx) {
-            trail.repair_outbox(&backend)?;
+            // Not a reason to refuse reading: the next write settles the outbox, and fails
+            // loudly if it must.
+            if let Err(e) = trail.repair_outbox(&backend) {
+                tracing::warn!(
+                    "could not append the audit rows a stopped process left in the outbox: {e}"
+                );
+            }
         }
         Ok(Self {
             inner: Arc::new(CredInner {

@@ -197,8 +197,8 @@ pub(crate) trait AuditRows {
     fn audit_copy(&self, row: &RawRow) -> Result<(), TxError>;
     /// Moves the id generator past the largest id (after rows were copied with theirs).
     fn audit_sync_ids(&self) -> Result<(), TxError>;
-    /// What became of the row appended as `id` with `entry_hash`.
-    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError>;
+    /// What became of the audit row an outbox row describes.
+    fn audit_row_fate(&self, row: &OutboxRow) -> Result<RowFate, TxError>;
     /// The audit rows kept beside the changes of the last write transaction (SQLite:
     /// `audit_outbox` in jobs.db, see `audit::outbox`; PostgreSQL: none, the change and its
     /// row are in one database).
@@ -215,6 +215,9 @@ pub(crate) trait AuditRows {
 pub(crate) struct OutboxRow {
     pub(crate) entry_id: i64,
     pub(crate) entry_hash: String,
+    /// The hash the row linked to: the row is missing from *this* chain only if its
+    /// predecessor is there.
+    pub(crate) previous_hash: String,
     pub(crate) timestamp: String,
     pub(crate) event: crate::audit::AuditEvent,
     /// A MAC over the other fields under the trail's row key: a row planted in jobs.db by
@@ -225,12 +228,17 @@ pub(crate) struct OutboxRow {
 /// What became of an appended audit row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowFate {
-    /// The row is in the trail.
+    /// The row is in the trail, or a row appended again for it (`recovered_from`).
     Stored,
-    /// Its id was handed out but the row is gone (a cleanup removed it).
+    /// Its id was handed out but the row is gone (a cleanup removed it, or removed the
+    /// row of another writer that took its id).
     Removed,
-    /// The trail never committed it: its id was never used, or was used again by another row.
+    /// The trail never committed it: its id was never used, or was used again by another
+    /// row, and its predecessor is in the trail.
     Lost,
+    /// Not of this chain: its predecessor is not in the trail (audit.db was replaced by
+    /// another trail, or by a backup older than the row's predecessor).
+    Foreign,
 }
 
 /// Everything a store may touch in one transaction.

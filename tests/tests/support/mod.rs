@@ -1,4 +1,4 @@
-//! Shared by the crash-safety, multi-process and permission tests: the real `secrets` binary,
+//! Shared by the crash-safety, multi-process, permission and leak tests: the real `secrets` binary,
 //! the config writer process, a scratch PostgreSQL database, a seeded random source.
 
 #![allow(dead_code)] // each test file uses part of it

@@ -422,6 +422,7 @@ impl RawRow {
 pub(crate) struct Appended {
     id: i64,
     entry_hash: String,
+    previous_hash: String,
     timestamp: String,
 }
 
@@ -674,6 +675,7 @@ impl AuditTrail {
         Ok(Appended {
             id,
             entry_hash: hash,
+            previous_hash,
             timestamp,
         })
     }

@@ -28,6 +28,8 @@ use crate::{StoreError, StoreLocation};
 
 /// The detail that marks a row appended from the outbox.
 const RECOVERED: &str = "recovered";
+/// The detail listing the entry hashes of the lost rows a recovered row stands for.
+const RECOVERED_FROM: &str = "recovered_from";
 
 impl AuditTrail {
     /// Appends, in `tx` (which holds the chain lock), the rows of the outbox the trail never
@@ -46,6 +48,16 @@ impl AuditTrail {
             }
             let mut event = row.event;
             event.details.insert(RECOVERED.to_owned(), Json::Bool(true));
+            // Every hash this row stands for (a row appended again can be lost again), so
+            // that an outbox row put back later (a restored jobs.db) finds it.
+            let mut from = match event.details.remove(RECOVERED_FROM) {
+                Some(Json::Array(hashes)) => hashes,
+                _ => Vec::new(),
+            };
+            from.push(Json::String(row.entry_hash.clone()));
+            event
+                .details
+                .insert(RECOVERED_FROM.to_owned(), Json::Array(from));
             let new = self.append_in(tx, &event, None, Some(&row.timestamp))?;
             tracing::warn!(
                 event_type = %event.event_type,
@@ -129,6 +141,7 @@ impl AuditTrail {
         let mut row = OutboxRow {
             entry_id: appended.id,
             entry_hash: appended.entry_hash,
+            previous_hash: appended.previous_hash,
             timestamp: appended.timestamp,
             event,
             mac: String::new(),
@@ -143,6 +156,7 @@ impl AuditTrail {
         let fields = serde_json::json!([
             row.entry_id,
             row.entry_hash,
+            row.previous_hash,
             row.timestamp,
             event.event_type,
             event.action,
@@ -163,8 +177,16 @@ impl AuditTrail {
     /// row whose MAC does not verify (planted or edited in jobs.db, or signed with another
     /// audit key) is never appended: that would sign someone else's text into the chain.
     fn is_lost(&self, row: &OutboxRow, trail: &dyn AuditRows) -> Result<bool, TxError> {
-        if trail.audit_row_fate(row.entry_id, &row.entry_hash)? != RowFate::Lost {
-            return Ok(false);
+        match trail.audit_row_fate(row)? {
+            RowFate::Lost => {}
+            RowFate::Stored | RowFate::Removed => return Ok(false),
+            RowFate::Foreign => {
+                tracing::warn!(
+                    entry_id = row.entry_id,
+                    "an audit outbox row in the configuration database belongs to another audit chain (audit.db was replaced, or restored from a backup older than the row's predecessor); it is not appended"
+                );
+                return Ok(false);
+            }
         }
         if !constant_time_eq(&self.outbox_mac(row), &row.mac) {
             tracing::error!(

@@ -249,8 +249,10 @@ impl PgDb {
     }
 
     /// Gives a connection back to the pool, or closes it when it may be broken.
-    fn release(client: Object, broken: bool) {
-        if broken {
+    fn release(client: Option<Object>, broken: bool) {
+        if let Some(client) = client
+            && broken
+        {
             drop(Object::take(client));
         }
     }

@@ -39,7 +39,8 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 /// A pooled connection, remembering whether it may be broken.
 pub(crate) struct PgRows<'a> {
-    client: RefCell<Object>,
+    /// `None` only after a stale connection was given up and no other could be had.
+    client: RefCell<Option<Object>>,
     /// Where a replacement comes from when the pooled connection turns out closed.
     pool: &'a Pool,
     /// Names the store in the notifications it sends.
@@ -53,7 +54,7 @@ pub(crate) struct PgRows<'a> {
 impl<'a> PgRows<'a> {
     pub(crate) fn new(client: Object, pool: &'a Pool, origin: &'a str) -> Self {
         Self {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             pool,
             origin,
             broken: Cell::new(false),
@@ -62,7 +63,7 @@ impl<'a> PgRows<'a> {
     }
 
     /// The connection, for the pool to take back (or close when broken).
-    pub(crate) fn into_client(self) -> Object {
+    pub(crate) fn into_client(self) -> Option<Object> {
         self.client.into_inner()
     }
 
@@ -80,29 +81,44 @@ impl<'a> PgRows<'a> {
     /// nothing of it ran, and it is sent again on another connection.
     fn run<T>(&self, op: impl Fn(&Object) -> Result<T, PgError>) -> Result<T, TxError> {
         let first = !self.used.replace(true);
-        let mut result = op(&self.client.borrow());
+        let mut result = self.on_client(&op);
         if first {
             // Every idle connection may be stale; a new one is never retried.
             for _ in 0..=super::POOL_SIZE {
-                let retry = matches!(&result, Err(e) if e.is_closed_connection())
-                    && Object::metrics(&self.client.borrow()).recycle_count > 0;
-                if !retry {
+                let recycled = self
+                    .client
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|client| Object::metrics(client).recycle_count > 0);
+                if !(recycled && matches!(&result, Err(e) if e.is_closed_connection())) {
                     break;
+                }
+                // Given up before asking for another: a held object keeps its pool slot,
+                // and calls that each held one while waiting would fill the pool and wait
+                // for each other until the timeout.
+                if let Some(stale) = self.client.borrow_mut().take() {
+                    drop(Object::take(stale));
                 }
                 let fresh = self.check(super::runtime().and_then(|runtime| {
                     // As `PgDb::client`: the pool's timers and tasks belong to that runtime.
                     let _context = runtime.enter();
                     wait(self.pool.get()).and_then(|r| r.map_err(PgError::from))
                 }))?;
-                let stale = self.client.replace(fresh);
-                drop(Object::take(stale));
+                *self.client.borrow_mut() = Some(fresh);
                 tracing::debug!(
                     "a pooled PostgreSQL connection was closed while idle; the statement was sent on another"
                 );
-                result = op(&self.client.borrow());
+                result = self.on_client(&op);
             }
         }
         self.check(result)
+    }
+
+    fn on_client<T>(&self, op: &impl Fn(&Object) -> Result<T, PgError>) -> Result<T, PgError> {
+        match self.client.borrow().as_ref() {
+            Some(client) => op(client),
+            None => Err(PgError::Unavailable("no connection")),
+        }
     }
 
     fn check<T>(&self, result: Result<T, PgError>) -> Result<T, TxError> {
@@ -796,16 +812,19 @@ impl AuditRows for PgRows<'_> {
         self.get(&row, 0)
     }
 
-    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError> {
-        let stored = self.query_opt("SELECT entry_hash FROM audit_log WHERE id = $1", &[&id])?;
+    // Never asked: the outbox is always empty here (below). Answered from the row itself.
+    fn audit_row_fate(&self, row: &OutboxRow) -> Result<RowFate, TxError> {
+        let stored = self.query_opt(
+            "SELECT entry_hash FROM audit_log WHERE id = $1",
+            &[&row.entry_id],
+        )?;
         Ok(match stored {
-            Some(row) if self.get::<Option<String>>(&row, 0)?.as_deref() == Some(entry_hash) => {
+            Some(found)
+                if self.get::<Option<String>>(&found, 0)? == Some(row.entry_hash.clone()) =>
+            {
                 RowFate::Stored
             }
-            Some(_) => RowFate::Lost,
-            // A sequence also moves for transactions that roll back: an absent row was
-            // either never committed or removed, and no outbox is kept here to ask.
-            None => RowFate::Lost,
+            _ => RowFate::Lost,
         })
     }
 

@@ -8,30 +8,60 @@ use serde_json::{Map, Value as Json};
 use crate::audit::{Actor, AuditEvent, python_str};
 use crate::rows::{OutboxRow, RowFate, TxError};
 
-/// What became of row `id`. Unqualified `audit_log` is the trail's table both on the
-/// trail's own connection and on a jobs.db connection that attaches it (the attachment is
-/// refused when jobs.db has a table of that name).
-pub(crate) fn row_fate(conn: &Connection, id: i64, entry_hash: &str) -> Result<RowFate, TxError> {
-    let stored: Option<Value> = conn
-        .prepare_cached("SELECT entry_hash FROM audit_log WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))
-        .optional()?;
-    if let Some(hash) = stored {
-        return Ok(if python_str(&hash) == entry_hash {
-            RowFate::Stored
-        } else {
-            RowFate::Lost
-        });
+/// What became of the audit row `row` describes. Unqualified `audit_log` is the trail's
+/// table both on the trail's own connection and on a jobs.db connection that attaches it
+/// (the attachment is refused when jobs.db has a table of that name).
+pub(crate) fn row_fate(conn: &Connection, row: &OutboxRow) -> Result<RowFate, TxError> {
+    let hash_at = |id: i64| -> Result<Option<String>, TxError> {
+        Ok(conn
+            .prepare_cached("SELECT entry_hash FROM audit_log WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, Value>(0))
+            .optional()?
+            .map(|hash| python_str(&hash)))
+    };
+    let at_id = hash_at(row.entry_id)?;
+    if at_id.as_deref() == Some(row.entry_hash.as_str()) {
+        return Ok(RowFate::Stored);
     }
-    // Ids are never handed out twice (AUTOINCREMENT), and a cleanup always leaves its
-    // checkpoint row, newer than what it removed.
-    let newest: Option<i64> = conn
-        .prepare_cached("SELECT max(id) FROM audit_log")?
-        .query_row([], |row| row.get(0))?;
-    Ok(if newest.is_some_and(|newest| newest >= id) {
-        RowFate::Removed
-    } else {
+    // Appended again earlier (its details name the hashes it stands for): never twice.
+    let recovered: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE id >= ?1 AND instr(details, ?2) > 0)",
+        )?
+        .query_row(rusqlite::params![row.entry_id, row.entry_hash], |r| {
+            r.get(0)
+        })?;
+    if recovered {
+        return Ok(RowFate::Stored);
+    }
+    if at_id.is_none() {
+        // Ids are never handed out twice unless a crash rolled one back, and a cleanup
+        // always leaves its checkpoint row, newer than what it removed.
+        let newest: Option<i64> = conn
+            .prepare_cached("SELECT max(id) FROM audit_log")?
+            .query_row([], |r| r.get(0))?;
+        if newest.is_some_and(|newest| newest >= row.entry_id) {
+            return Ok(RowFate::Removed);
+        }
+    }
+    // Lost from this chain only if the row it linked to is in it: the row before it, or
+    // the last row a cleanup removed (its checkpoint's anchor), or the start of the chain.
+    let linked = match row.previous_hash.as_str() {
+        "genesis" => row.entry_id == 1 || hash_at(row.entry_id - 1)?.is_none(),
+        previous => {
+            hash_at(row.entry_id - 1)?.as_deref() == Some(previous)
+                || conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM audit_log
+                         WHERE event_type = ?1 AND instr(details, ?2) > 0)",
+                    )?
+                    .query_row(rusqlite::params![crate::CHECKPOINT, previous], |r| r.get(0))?
+        }
+    };
+    Ok(if linked {
         RowFate::Lost
+    } else {
+        RowFate::Foreign
     })
 }
 
@@ -52,6 +82,7 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
         entry_id: row.get(0)?,
         entry_hash: text(1)?,
+        previous_hash: text(12)?,
         timestamp: text(2)?,
         event: AuditEvent {
             event_type: text(3)?,
@@ -77,7 +108,7 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
 pub(crate) fn list(conn: &Connection) -> Result<Vec<OutboxRow>, TxError> {
     let mut stmt = match conn.prepare_cached(
         "SELECT entry_id, entry_hash, timestamp, event_type, action, actor_id, actor_username,
-                actor_ip, target_type, target_id, details, mac
+                actor_ip, target_type, target_id, details, mac, previous_hash
          FROM main.audit_outbox ORDER BY entry_id",
     ) {
         Ok(stmt) => stmt,
@@ -105,8 +136,8 @@ pub(crate) fn add(conn: &Connection, row: &OutboxRow) -> Result<(), TxError> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO main.audit_outbox (
             entry_id, entry_hash, timestamp, event_type, action, actor_id, actor_username,
-            actor_ip, target_type, target_id, details, mac
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            actor_ip, target_type, target_id, details, mac, previous_hash
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(rusqlite::params![
         row.entry_id,
@@ -121,6 +152,7 @@ pub(crate) fn add(conn: &Connection, row: &OutboxRow) -> Result<(), TxError> {
         event.target_id,
         Json::Object(event.details.clone()).to_string(),
         row.mac,
+        row.previous_hash,
     ])?;
     Ok(())
 }

@@ -206,8 +206,8 @@ impl AuditRows for Connection {
         Ok(())
     }
 
-    fn audit_row_fate(&self, id: i64, entry_hash: &str) -> Result<RowFate, TxError> {
-        audit_outbox::row_fate(self, id, entry_hash)
+    fn audit_row_fate(&self, row: &OutboxRow) -> Result<RowFate, TxError> {
+        audit_outbox::row_fate(self, row)
     }
 
     fn audit_outbox(&self) -> Result<Vec<OutboxRow>, TxError> {

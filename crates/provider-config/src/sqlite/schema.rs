@@ -100,6 +100,7 @@ fn jobs_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS audit_outbox (
             entry_id INTEGER PRIMARY KEY,
             entry_hash TEXT NOT NULL,
+            previous_hash TEXT NOT NULL,
             timestamp TEXT NOT NULL,
             event_type TEXT NOT NULL,
             action TEXT NOT NULL,

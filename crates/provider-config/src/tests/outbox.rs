@@ -95,11 +95,15 @@ fn a_change_whose_audit_commit_was_lost_gets_its_row_when_a_store_opens() {
     assert!(trail.verify().unwrap().valid);
 }
 
-/// The outbox row another process left: a change of `modal` by user 7, id 2.
-fn lost_row(trail: &AuditTrail) -> OutboxRow {
+/// The outbox row another process left: a change of `modal` by user 7, the row after the
+/// newest of `trail`, signed by `signer`.
+fn lost_row(trail: &AuditTrail, signer: &AuditTrail) -> OutboxRow {
+    let newest = entries(trail).last().map(|e| (e.id, e.entry_hash.clone()));
+    let (id, previous_hash) = newest.unwrap_or((0, "genesis".into()));
     let mut row = OutboxRow {
-        entry_id: 2,
+        entry_id: id + 1,
         entry_hash: "never-committed".into(),
+        previous_hash,
         timestamp: "2026-11-25T10:00:00.000001".into(),
         event: AuditEvent::new(
             "provider.configured",
@@ -115,7 +119,7 @@ fn lost_row(trail: &AuditTrail) -> OutboxRow {
         .detail("changed_keys", vec!["k"]),
         mac: String::new(),
     };
-    row.mac = trail.outbox_mac(&row);
+    row.mac = signer.outbox_mac(&row);
     row
 }
 
@@ -124,8 +128,9 @@ fn plant(f: &Fixture, row: &OutboxRow) {
     let event = &row.event;
     f.raw().execute(
         "INSERT INTO audit_outbox (entry_id, entry_hash, timestamp, event_type, action,
-             actor_id, actor_username, actor_ip, target_type, target_id, details, mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11)",
+             actor_id, actor_username, actor_ip, target_type, target_id, details, mac,
+             previous_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12)",
         params![
             row.entry_id,
             row.entry_hash.clone(),
@@ -138,6 +143,7 @@ fn plant(f: &Fixture, row: &OutboxRow) {
             event.target_id.clone().unwrap(),
             serde_json::Value::Object(event.details.clone()).to_string(),
             row.mac.clone(),
+            row.previous_hash.clone(),
         ],
     );
 }
@@ -152,7 +158,7 @@ fn the_next_write_appends_a_row_another_process_lost() {
     // row in the outbox (id 2, never committed to audit.db), signed with the audit key.
     let raw = f.raw();
     raw.execute("DELETE FROM audit_outbox", &[]);
-    plant(&f, &lost_row(&f.trail));
+    plant(&f, &lost_row(&f.trail, &f.trail));
     f.store
         .update("replicate", object(json!({"b": 2})))
         .unwrap();
@@ -273,21 +279,16 @@ fn an_outbox_row_planted_or_edited_without_the_audit_key_is_never_signed_into_th
     let raw = f.raw();
     raw.execute("DELETE FROM audit_outbox", &[]);
     // Edited after signing: another action.
-    let mut edited = lost_row(&f.trail);
+    let mut edited = lost_row(&f.trail, &f.trail);
     edited.event.action = "FORGED action".into();
     plant(&f, &edited);
-    // Signed with another audit key.
-    let other_key = AuditKey::from_bytes(b"another key".to_vec()).unwrap();
-    let other = AuditTrail::open_path(&f.db.dir.path().join("other.db"), other_key).unwrap();
-    let mut foreign = lost_row(&other);
-    foreign.entry_id = 3;
-    foreign.mac = other.outbox_mac(&foreign);
-    plant(&f, &foreign);
     // Hand-written, every column of a wrong type: read loosely, never blocks a write.
     raw.batch(
         "INSERT INTO audit_outbox (entry_id, entry_hash, timestamp, event_type, action,
-             actor_id, actor_username, actor_ip, target_type, target_id, details, mac)
-         VALUES (4, X'FF00', 17, 42, X'C3', 'not a number', 5, NULL, NULL, X'80', 'not json', 1)",
+             actor_id, actor_username, actor_ip, target_type, target_id, details, mac,
+             previous_hash)
+         VALUES (4, X'FF00', 17, 42, X'C3', 'not a number', 5, NULL, NULL, X'80', 'not json', 1,
+             X'00')",
     );
     assert_eq!(f.trail.unrecorded_changes(&f.db.jobs()).unwrap(), 0);
     f.store
@@ -301,4 +302,105 @@ fn an_outbox_row_planted_or_edited_without_the_audit_key_is_never_signed_into_th
         raw.strings("SELECT entry_id FROM audit_outbox", &[]),
         [all[1].id.to_string()]
     );
+    // Signed with another audit key.
+    let other_key = AuditKey::from_bytes(b"another key".to_vec()).unwrap();
+    let other = AuditTrail::open_path(&f.db.dir.path().join("other.db"), other_key).unwrap();
+    raw.execute("DELETE FROM audit_outbox", &[]);
+    let mut foreign = lost_row(&f.trail, &other);
+    foreign.event.action = "FORGED action".into();
+    foreign.mac = other.outbox_mac(&foreign);
+    plant(&f, &foreign);
+    assert_eq!(f.trail.unrecorded_changes(&f.db.jobs()).unwrap(), 0);
+    f.store
+        .update("replicate", object(json!({"c": 3})))
+        .unwrap();
+    let all = entries(&f.trail);
+    assert_eq!(all.len(), 3, "nothing appended but the change: {all:?}");
+    assert!(all.iter().all(|e| !e.action.contains("FORGED")));
+    // The same row signed with the trail's key counts: only the key was wrong above.
+    raw.execute("DELETE FROM audit_outbox", &[]);
+    let mut genuine = lost_row(&f.trail, &f.trail);
+    genuine.event.action = "GENUINE action".into();
+    genuine.mac = f.trail.outbox_mac(&genuine);
+    plant(&f, &genuine);
+    assert_eq!(f.trail.unrecorded_changes(&f.db.jobs()).unwrap(), 1);
+}
+
+#[test]
+fn a_pending_outbox_row_never_stops_a_store_from_opening() {
+    let (db, _, _) = second_change_unrecorded("first", "second");
+    // The newest audit row no longer verifies: appending (the repair) must fail...
+    super::raw(&db.audit_db())
+        .execute("UPDATE audit_log SET action = 'tampered' WHERE id = 1", [])
+        .unwrap();
+    let trail = AuditTrail::open_at(&db.audit(), audit_key()).unwrap();
+    // ...but the store opens and reads; the write, which must append, fails loudly.
+    let store = open_store(&db.jobs(), &trail);
+    assert_eq!(store.get("replicate").unwrap()["second"], 2);
+    let e = store
+        .update("replicate", object(json!({"third": 3})))
+        .unwrap_err();
+    assert!(e.to_string().contains("wrong audit key"), "{e}");
+    assert_eq!(store.get_uncached("replicate").unwrap().get("third"), None);
+}
+
+#[test]
+fn an_outbox_row_put_back_after_its_recovery_is_not_appended_again() {
+    let (db, one_row, _) = second_change_unrecorded("first", "second");
+    // jobs.db as the crash left it, kept as a backup.
+    let jobs_backup = db.dir.path().join("jobs-backup.db");
+    copy_db(&db.jobs_db(), &jobs_backup);
+    let trail = AuditTrail::open_at(&db.audit(), audit_key()).unwrap();
+    drop(open_store(&db.jobs(), &trail));
+    drop(trail);
+    // The recovered row lost again, and recovered again: it now stands for two hashes.
+    copy_db(&one_row, &db.audit_db());
+    let trail = AuditTrail::open_at(&db.audit(), audit_key()).unwrap();
+    drop(open_store(&db.jobs(), &trail));
+    assert_eq!(entries(&trail).len(), 2);
+    // The backup of jobs.db restored: its outbox names the first, lost, hash.
+    copy_db(&jobs_backup, &db.jobs_db());
+    assert_eq!(trail.unrecorded_changes(&db.jobs()).unwrap(), 0);
+    drop(open_store(&db.jobs(), &trail));
+    let all = entries(&trail);
+    let second = all
+        .iter()
+        .filter(|e| e.details["changed_keys"] == json!(["second"]))
+        .count();
+    assert_eq!(second, 1, "recorded {second} times: {all:?}");
+    assert_eq!(
+        all[1].details["recovered_from"].as_array().map(Vec::len),
+        Some(2),
+        "{all:?}"
+    );
+    assert!(trail.verify().unwrap().valid);
+}
+
+#[test]
+fn a_replaced_audit_database_is_not_given_rows_of_the_old_chain() {
+    let f = Fixture::new(Kind::Sqlite);
+    f.store
+        .update("replicate", object(json!({"a": 1})))
+        .unwrap();
+    f.store
+        .update("replicate", object(json!({"b": 2})))
+        .unwrap();
+    let Fixture {
+        store, trail, db, ..
+    } = f;
+    drop((store, trail));
+    // A new chain in place of the old one (same key).
+    let audit = db.audit_db();
+    fs::rename(&audit, db.dir.path().join("audit-old.db")).unwrap();
+    for companion in companion_paths(&audit) {
+        let _ = fs::remove_file(companion);
+    }
+    let fresh = AuditTrail::open_at(&db.audit(), audit_key()).unwrap();
+    assert_eq!(fresh.unrecorded_changes(&db.jobs()).unwrap(), 0);
+    let store = open_store(&db.jobs(), &fresh);
+    assert!(entries(&fresh).is_empty());
+    store.update("replicate", object(json!({"c": 3}))).unwrap();
+    let all = entries(&fresh);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].details["changed_keys"], json!(["c"]));
 }

@@ -377,6 +377,121 @@ fn idle_pooled_connections_the_server_closed_cost_no_failed_call() {
     assert_eq!(store.get_uncached("replicate").unwrap()["round"], 29);
 }
 
+/// A loopback proxy whose connections, once [`cut_all`](Self::cut_all) ran, are closed
+/// on the client's next request: exactly a pooled connection that died while idle and
+/// whose task has not noticed yet.
+struct SilentCutProxy {
+    port: u16,
+    generation: Arc<AtomicU64>,
+}
+
+impl SilentCutProxy {
+    fn start(upstream: String) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = Arc::new(AtomicU64::new(0));
+        let current = Arc::clone(&generation);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let born = current.load(Ordering::SeqCst);
+                let (client, server) = (Arc::new(client), Arc::new(server));
+                let (to_server, from_client, current) = (
+                    Arc::clone(&server),
+                    Arc::clone(&client),
+                    Arc::clone(&current),
+                );
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = (&*from_client).read(&mut buf) {
+                        if current.load(Ordering::SeqCst) != born {
+                            break;
+                        }
+                        if (&*to_server).write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = from_client.shutdown(Shutdown::Both);
+                    let _ = to_server.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = (&*server).read(&mut buf) {
+                        if (&*client).write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Self { port, generation }
+    }
+
+    fn cut_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// As many calls at once as the pool holds, each handed a pooled connection that died
+/// while idle: each gives its dead connection up before asking the pool for another (a
+/// held one keeps its slot: they would wait for each other until the 30 s timeout).
+#[test]
+fn a_pool_of_dead_connections_met_by_as_many_calls_at_once_costs_no_failed_call() {
+    let db = TestDatabase::create();
+    // The test database's URL, through the proxy.
+    let direct = db.url_text();
+    let (scheme, rest) = direct.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let (user, upstream) = authority.rsplit_once('@').unwrap();
+    let proxy = SilentCutProxy::start(upstream.to_owned());
+    let url = format!("{scheme}://{user}@127.0.0.1:{}/{path}", proxy.port);
+    let location = StoreLocation::Postgres(DatabaseUrl::parse(&url).unwrap());
+    let (store, _) = replica(&location);
+    store.save("replicate", object(json!({"v": 1}))).unwrap();
+    // Fill the pool: more callers than connections, at once.
+    for _ in 0..5 {
+        let barrier = std::sync::Barrier::new(16);
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..10 {
+                        store.get_uncached("replicate").unwrap();
+                    }
+                });
+            }
+        });
+    }
+    proxy.cut_all();
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<(Duration, Result<(), String>)> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let started = Instant::now();
+                    let result = store
+                        .get_uncached("replicate")
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    (started.elapsed(), result)
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    for (took, result) in &results {
+        assert!(result.is_ok(), "{result:?} after {took:?}");
+        assert!(*took < Duration::from_secs(5), "took {took:?}");
+    }
+}
+
 #[test]
 fn four_replicas_appending_at_once_keep_one_chain() {
     let db = TestDatabase::create();
