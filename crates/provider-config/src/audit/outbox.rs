@@ -42,10 +42,12 @@ impl AuditTrail {
             return Ok(0);
         }
         let mut appended = Vec::new();
+        let mut lost_hashes = Vec::new();
         for row in pending {
-            if !self.is_lost(&row, tx)? {
+            if !self.is_lost(&row, tx, &lost_hashes)? {
                 continue;
             }
+            lost_hashes.push(row.entry_hash.clone());
             let mut event = row.event;
             event.details.insert(RECOVERED.to_owned(), Json::Bool(true));
             // Every hash this row stands for (a row appended again can be lost again), so
@@ -176,9 +178,16 @@ impl AuditTrail {
     /// Whether `row` is an authentic outbox row whose audit row `trail` never committed. A
     /// row whose MAC does not verify (planted or edited in jobs.db, or signed with another
     /// audit key) is never appended: that would sign someone else's text into the chain.
-    fn is_lost(&self, row: &OutboxRow, trail: &dyn AuditRows) -> Result<bool, TxError> {
+    fn is_lost(
+        &self,
+        row: &OutboxRow,
+        trail: &dyn AuditRows,
+        lost_before: &[String],
+    ) -> Result<bool, TxError> {
         match trail.audit_row_fate(row)? {
             RowFate::Lost => {}
+            // Its predecessor is an earlier row of the same outbox, lost with it.
+            RowFate::Foreign if lost_before.contains(&row.previous_hash) => {}
             RowFate::Stored | RowFate::Removed => return Ok(false),
             RowFate::Foreign => {
                 tracing::warn!(
@@ -201,9 +210,11 @@ impl AuditTrail {
     /// How many of `pending` are authentic and never committed by `trail`.
     fn count_lost(&self, pending: &[OutboxRow], trail: &dyn AuditRows) -> Result<usize, TxError> {
         let mut lost = 0;
+        let mut lost_hashes = Vec::new();
         for row in pending {
-            if self.is_lost(row, trail)? {
+            if self.is_lost(row, trail, &lost_hashes)? {
                 lost += 1;
+                lost_hashes.push(row.entry_hash.clone());
             }
         }
         Ok(lost)

@@ -157,6 +157,21 @@ impl crate::caches::CacheInvalidator for Broadcaster {
     }
 }
 
+/// Closes the connection of `PgRows` when a panic unwinds through the call that uses it:
+/// given back to the pool, it could still be inside that call's transaction, holding its
+/// locks, and the next caller's `COMMIT` would commit the panicked call's half-done writes.
+struct ClosedOnPanic<'a>(PgRows<'a>);
+
+impl Drop for ClosedOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking()
+            && let Some(client) = self.0.take_client()
+        {
+            drop(Object::take(client));
+        }
+    }
+}
+
 /// One PostgreSQL database: a pool of connections and the settings to open more.
 pub(crate) struct PgDb {
     pool: Pool,
@@ -267,10 +282,10 @@ impl PgDb {
         let client = self
             .client()
             .map_err(|e| self.error(operation, TxError::Postgres(e)))?;
-        let rows = PgRows::new(client, &self.pool, &self.origin);
-        let result = f(&rows);
-        let broken = rows.is_broken();
-        Self::release(rows.into_client(), broken);
+        let rows = ClosedOnPanic(PgRows::new(client, &self.pool, &self.origin));
+        let result = f(&rows.0);
+        let broken = rows.0.is_broken();
+        Self::release(rows.0.take_client(), broken);
         result.map_err(|e| self.error(operation, e))
     }
 

@@ -62,9 +62,13 @@ impl<'a> PgRows<'a> {
         }
     }
 
-    /// The connection, for the pool to take back (or close when broken).
-    pub(crate) fn into_client(self) -> Option<Object> {
-        self.client.into_inner()
+    /// The connection, for the pool to take back (or close when broken); `None` afterwards.
+    pub(crate) fn take_client(&self) -> Option<Object> {
+        // `try_`: also called while a panic unwinds, when a second panic would abort.
+        self.client
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut client| client.take())
     }
 
     pub(crate) fn is_broken(&self) -> bool {

@@ -404,3 +404,124 @@ fn a_replaced_audit_database_is_not_given_rows_of_the_old_chain() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].details["changed_keys"], json!(["c"]));
 }
+
+/// What a SIGKILL between the commit of jobs.db and that of audit.db leaves: audit.db as
+/// it was with its newest row `keep` (rows, row MACs, head marker and AUTOINCREMENT
+/// sequence), while jobs.db (change and outbox) keeps the later commit.
+fn lose_audit_commit(audit_db: &Path, keep: i64, head: &(i64, String, String)) {
+    let conn = super::raw(audit_db);
+    conn.execute("DELETE FROM audit_log WHERE id > ?1", [keep])
+        .unwrap();
+    conn.execute("DELETE FROM audit_row_mac WHERE entry_id > ?1", [keep])
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_head SET last_id = ?1, entry_hash = ?2, mac = ?3",
+        rusqlite::params![head.0, head.1, head.2],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'audit_log'",
+        [keep],
+    )
+    .unwrap();
+}
+
+/// The chain head marker of `audit_db`: (last id, entry hash, MAC).
+fn audit_head_of(audit_db: &Path) -> (i64, String, String) {
+    super::raw(audit_db)
+        .query_row("SELECT last_id, entry_hash, mac FROM audit_head", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+}
+
+/// Two crashes in a row between the two commits: the second one during the write that
+/// recovers the first's row. Its outbox holds [recovered row N, new change N+1]; the
+/// next settle appends the recovered row again (new hash), and row N+1's predecessor is
+/// that earlier row of the same outbox, lost with it: not "another chain".
+#[test]
+fn a_change_lost_with_the_write_that_recovers_another_gets_its_row() {
+    let f = Fixture::new(Kind::Sqlite);
+    let audit = f.audit_db();
+    f.store
+        .update("replicate", object(json!({"a": 1})))
+        .unwrap();
+    let head1 = audit_head_of(&audit);
+    // Crash 1: the row of `b` (id 2) never reaches audit.db.
+    f.store
+        .update("replicate", object(json!({"b": 2})))
+        .unwrap();
+    lose_audit_commit(&audit, 1, &head1);
+    // The next write (this process, still running) settles: recovered `b` at 2, `c` at 3.
+    f.store
+        .update("replicate", object(json!({"c": 3})))
+        .unwrap();
+    assert_eq!(
+        f.raw()
+            .strings("SELECT entry_id FROM audit_outbox ORDER BY entry_id", &[]),
+        ["2", "3"]
+    );
+    // Crash 2: that write's audit.db commit is lost too.
+    lose_audit_commit(&audit, 1, &head1);
+    let lost = f.trail.unrecorded_changes(&f.db.jobs()).unwrap();
+    f.store
+        .update("replicate", object(json!({"d": 4})))
+        .unwrap();
+    let all = entries(&f.trail);
+    let keys: Vec<_> = all
+        .iter()
+        .map(|e| e.details["changed_keys"].clone())
+        .collect();
+    eprintln!("unrecorded_changes before the settle: {lost}; trail: {keys:?}");
+    assert!(f.trail.verify().unwrap().valid);
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(
+            keys.iter().filter(|k| **k == json!([key])).count(),
+            1,
+            "change `{key}` recorded once: {keys:?}"
+        );
+    }
+    assert_eq!(lost, 2, "both changes counted as unrecorded");
+}
+
+/// The first row of a chain (previous hash `genesis`) left in the outbox is given to a
+/// new, empty audit.db (audit.db replaced, same key), which the docs say never happens.
+#[test]
+fn an_outbox_row_with_awkward_details_keeps_its_mac_through_the_database() {
+    let f = Fixture::new(Kind::Sqlite);
+    f.store
+        .update("replicate", object(json!({"a": 1})))
+        .unwrap();
+    let raw = f.raw();
+    raw.execute("DELETE FROM audit_outbox", &[]);
+    let mut row = lost_row(&f.trail, &f.trail);
+    row.event = row
+        .event
+        .detail("zz", 0.1)
+        .detail("big", 1e300)
+        .detail("tiny", 5e-324)
+        .detail("neg0", -0.0)
+        .detail("one", 1.0)
+        .detail("imax", i64::MIN)
+        .detail("umax", u64::MAX)
+        .detail("text", "é\u{2028}\u{0}\u{1f}\"\\/😀\u{feff}")
+        .detail(
+            "nested",
+            json!({"z": 1, "a": {"y": [1.5, "x", null], "b": true}}),
+        )
+        .detail("aa", json!([]));
+    row.event.actor.username = Some("ü\u{0}ser".into());
+    row.mac = f.trail.outbox_mac(&row);
+    plant(&f, &row);
+    assert_eq!(f.trail.unrecorded_changes(&f.db.jobs()).unwrap(), 1);
+    f.store
+        .update("replicate", object(json!({"b": 2})))
+        .unwrap();
+    let all = entries(&f.trail);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        all[1].details["nested"],
+        json!({"z": 1, "a": {"y": [1.5, "x", null], "b": true}})
+    );
+    assert!(f.trail.verify().unwrap().valid);
+}

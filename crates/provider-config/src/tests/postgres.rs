@@ -492,6 +492,28 @@ fn a_pool_of_dead_connections_met_by_as_many_calls_at_once_costs_no_failed_call(
     }
 }
 
+/// A panic inside a transaction (a bug) closes its connection: given back to the pool
+/// still in the transaction, the next caller's `COMMIT` would commit the half-done writes.
+#[test]
+fn a_panic_inside_a_transaction_never_leaves_its_writes_to_the_next_caller() {
+    use crate::backend::{Backend, Tables};
+    use crate::rows::TxError;
+    let db = TestDatabase::create();
+    let backend = Backend::open(&StoreLocation::Postgres(db.url()), Tables::Jobs).unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        backend.write("writing half", |rows| -> Result<(), TxError> {
+            rows.config_put("half-done", "{}", "now")?;
+            panic!("injected");
+        })
+    }));
+    assert!(panicked.is_err());
+    backend
+        .write("writing", |rows| rows.config_put("next", "{}", "now"))
+        .unwrap();
+    let stored = backend.read("listing", |rows| rows.config_list()).unwrap();
+    assert_eq!(stored, ["next"]);
+}
+
 #[test]
 fn four_replicas_appending_at_once_keep_one_chain() {
     let db = TestDatabase::create();
