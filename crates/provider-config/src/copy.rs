@@ -56,7 +56,7 @@ pub fn copy_store(
     if source_trail.shares_transactions_with(&source_jobs) {
         source_trail.repair_outbox(&source_jobs)?;
     }
-    let source_audit = Backend::open(&from.audit_location(), Tables::Audit)?;
+    let source_audit = source_trail.backend();
     let configs = source_jobs.read("reading the configurations to copy", |rows| {
         rows.config_all_rows()
     })?;

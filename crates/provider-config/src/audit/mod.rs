@@ -568,6 +568,11 @@ impl AuditTrail {
         backend.has_audit_of(&self.inner.backend)
     }
 
+    /// The database the trail is in.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
     /// The trail's SQLite file, if it is one.
     pub(crate) fn sqlite_path(&self) -> Option<&Path> {
         match &self.inner.backend {

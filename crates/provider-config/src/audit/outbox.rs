@@ -9,8 +9,10 @@
 //! the event of any row the trail never committed, stamped with the change's time and
 //! marked `"recovered": true` in its details; the outbox then holds only the rows that
 //! transaction appended (a row appended again stays there until a later transaction sees
-//! it committed, so a second crash loses nothing either). A row the trail holds, or whose
-//! id a cleanup removed, is never appended again. The outbox holds event names, targets
+//! it committed, so a second crash loses nothing either). A row the trail holds (or a row
+//! appended again for it, whose `recovered_from` names it), a row whose id a cleanup
+//! removed, and a row whose predecessor is not in this chain (audit.db replaced) are never
+//! appended. The outbox holds event names, targets
 //! and key names, never a value (as the trail itself). Each outbox row carries a MAC under
 //! the trail's row key, so whoever can write jobs.db but lacks the audit key cannot have
 //! text of theirs signed into the chain.
@@ -127,17 +129,12 @@ impl AuditTrail {
         if pending.is_empty() {
             return Ok(0);
         }
-        let missing = self
-            .inner
-            .backend
-            .read("reading the audit trail", |trail| {
-                self.count_lost(&pending, trail)
-            })?;
+        let missing = self.backend().read("reading the audit trail", |trail| {
+            self.count_lost(&pending, trail)
+        })?;
         Ok(u64::try_from(missing).unwrap_or(u64::MAX))
     }
-}
 
-impl AuditTrail {
     /// The outbox row of a row just appended, signed with the row key.
     pub(super) fn outbox_row(&self, appended: Appended, event: AuditEvent) -> OutboxRow {
         let mut row = OutboxRow {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{Fixture, Kind, TestDb, audit_key, cipher, object, params};
+use super::{Fixture, Kind, TestDb, audit_key, cipher, object};
 use crate::rows::OutboxRow;
 use crate::sqlite::companion_paths;
 use crate::{Actor, AuditEvent, AuditFilter, AuditKey, AuditTrail, ConfigStore, Timestamp};
@@ -123,29 +123,12 @@ fn lost_row(trail: &AuditTrail, signer: &AuditTrail) -> OutboxRow {
     row
 }
 
-/// Writes `row` into the outbox as another process would.
+/// Writes `row` into the outbox as another process would (with the store's own statement).
 fn plant(f: &Fixture, row: &OutboxRow) {
-    let event = &row.event;
-    f.raw().execute(
-        "INSERT INTO audit_outbox (entry_id, entry_hash, timestamp, event_type, action,
-             actor_id, actor_username, actor_ip, target_type, target_id, details, mac,
-             previous_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            row.entry_id,
-            row.entry_hash.clone(),
-            row.timestamp.clone(),
-            event.event_type.clone(),
-            event.action.clone(),
-            event.actor.id,
-            event.actor.username.clone().unwrap(),
-            event.target_type.clone().unwrap(),
-            event.target_id.clone().unwrap(),
-            serde_json::Value::Object(event.details.clone()).to_string(),
-            row.mac.clone(),
-            row.previous_hash.clone(),
-        ],
-    );
+    let conn = super::raw(&f.jobs_db());
+    if crate::sqlite::audit_outbox::add(&conn, row).is_err() {
+        panic!("planting outbox row {}", row.entry_id);
+    }
 }
 
 #[test]
